@@ -1,0 +1,93 @@
+import type { VertexKind } from './types.js';
+
+/** Cap value meaning "no limit" for folder/job caps. */
+export const UNLIMITED = -1;
+
+/**
+ * One enforced pool's live counters, pending parts and caps.
+ *
+ * Fields are plain numbers (no arrays, no maps) so the hot path stays monomorphic and
+ * allocation-free. The two settled buckets are selected by epoch parity: see Store.
+ */
+export class Vertex {
+  /** Live booked counters: what enforcement compares against the caps. */
+  cores = 0;
+  gpus = 0;
+  /** Applied bookings not yet confirmed or rolled back. */
+  inflightCores = 0;
+  inflightGpus = 0;
+  /** Confirmed bookings, by epoch parity, that a snapshot may not have seen yet. */
+  settledCores0 = 0;
+  settledCores1 = 0;
+  settledGpus0 = 0;
+  settledGpus1 = 0;
+  /** Subscription: burst (0 = reject all). Folder/job: max cores (<= 0 = unlimited). */
+  maxCores: number;
+  /** Folder/job: max GPUs (<= 0 = unlimited). Unused for subscriptions. */
+  maxGpus = UNLIMITED;
+  /** True once caps came from the database (not just from a booking or a one-field change). */
+  capsSeeded = false;
+
+  constructor(
+    readonly kind: VertexKind,
+    /** Folder or job id; the alloc id for a subscription. */
+    readonly id: string,
+    /** Owning show; undefined for a folder/job only ever seen in a limit change. */
+    public show: string | undefined,
+  ) {
+    this.maxCores = kind === 'subscription' ? 0 : UNLIMITED;
+  }
+
+  /** For a subscription, `id` is the alloc. */
+  get alloc(): string | undefined {
+    return this.kind === 'subscription' ? this.id : undefined;
+  }
+
+  settledCores(bucket: 0 | 1): number {
+    return bucket === 0 ? this.settledCores0 : this.settledCores1;
+  }
+
+  settledGpus(bucket: 0 | 1): number {
+    return bucket === 0 ? this.settledGpus0 : this.settledGpus1;
+  }
+
+  addSettled(bucket: 0 | 1, cores: number, gpus: number): void {
+    if (bucket === 0) {
+      this.settledCores0 += cores;
+      this.settledGpus0 += gpus;
+    } else {
+      this.settledCores1 += cores;
+      this.settledGpus1 += gpus;
+    }
+  }
+
+  clearSettled(bucket: 0 | 1): void {
+    if (bucket === 0) {
+      this.settledCores0 = 0;
+      this.settledGpus0 = 0;
+    } else {
+      this.settledCores1 = 0;
+      this.settledGpus1 = 0;
+    }
+  }
+}
+
+/** Read-only view of a vertex for status pages, the TUI and tests. */
+export type VertexView = Readonly<
+  Pick<
+    Vertex,
+    | 'kind'
+    | 'id'
+    | 'show'
+    | 'alloc'
+    | 'cores'
+    | 'gpus'
+    | 'inflightCores'
+    | 'inflightGpus'
+    | 'maxCores'
+    | 'maxGpus'
+    | 'capsSeeded'
+    | 'settledCores'
+    | 'settledGpus'
+  >
+>;

@@ -1,0 +1,94 @@
+/**
+ * In-process store benchmark at farm scale: 20 shows × 5 allocs, 2,000 folders, 20,000
+ * jobs. Measures book+confirm pairs/s and releases/s over pre-generated requests, so the
+ * number is the critical section and not the generator.
+ */
+import { Booking, Store } from '../../src/core/store.js';
+import type { BookingRequest, CapSet } from '../../src/core/types.js';
+
+export interface StoreBenchResult {
+  pairsPerSecond: number;
+  releasesPerSecond: number;
+  rejectionsPerSecond: number;
+}
+
+const SHOWS = 20;
+const ALLOCS = 5;
+const FOLDERS = 2_000;
+const JOBS = 20_000;
+const REQUESTS = 1 << 16;
+
+function farm(): { caps: CapSet; requests: BookingRequest[] } {
+  const caps: CapSet = { subscriptions: [], folders: [], jobs: [] };
+  for (let s = 0; s < SHOWS; s++) {
+    for (let a = 0; a < ALLOCS; a++)
+      caps.subscriptions.push({ show: `show-${s}`, alloc: `alloc-${a}`, burst: 1e12 });
+  }
+  for (let f = 0; f < FOLDERS; f++)
+    caps.folders.push({ id: `folder-${f}`, show: `show-${f % SHOWS}`, maxCores: -1, maxGpus: -1 });
+  for (let j = 0; j < JOBS; j++) {
+    caps.jobs.push({ id: `job-${j}`, show: `show-${(j % FOLDERS) % SHOWS}`, maxCores: 1e12, maxGpus: -1 });
+  }
+  // Ids built by concatenation at runtime, like ids parsed from JSON: not interned literals.
+  const requests: BookingRequest[] = [];
+  for (let i = 0; i < REQUESTS; i++) {
+    const job = (i * 7919) % JOBS;
+    const folder = job % FOLDERS;
+    requests.push({
+      show: `show-${folder % SHOWS}`,
+      alloc: `alloc-${i % ALLOCS}`,
+      folder: `folder-${folder}`,
+      job: `job-${job}`,
+      cores: 1 + (i % 8),
+      gpus: i % 4 === 0 ? 1 : 0,
+    });
+  }
+  return { caps, requests };
+}
+
+function timed(seconds: number, body: (round: number) => number): number {
+  let operations = 0;
+  let round = 0;
+  const start = process.hrtime.bigint();
+  const deadline = start + BigInt(Math.round(seconds * 1e9));
+  let now = start;
+  while (now < deadline) {
+    operations += body(round++);
+    now = process.hrtime.bigint();
+  }
+  return operations / (Number(now - start) / 1e9);
+}
+
+export function benchStore(seconds = 1.5): StoreBenchResult {
+  const { caps, requests } = farm();
+  const store = new Store();
+  store.setCaps(caps);
+  const mask = REQUESTS - 1;
+
+  const pairs = (round: number): number => {
+    const base = round * 4096;
+    for (let i = 0; i < 4096; i++) {
+      const outcome = store.book(requests[(base + i) & mask]!);
+      if (outcome instanceof Booking) store.confirm(outcome);
+    }
+    return 4096;
+  };
+  timed(0.3, pairs); // warm up the JIT
+  const pairsPerSecond = timed(seconds, pairs);
+
+  const releases = requests.map((r) => ({ ...r, cores: -r.cores, gpus: -r.gpus }));
+  const releasesPerSecond = timed(seconds, (round) => {
+    const base = round * 4096;
+    for (let i = 0; i < 4096; i++) store.applyRelease(releases[(base + i) & mask]!);
+    return 4096;
+  });
+
+  const tight = new Store();
+  tight.setCaps({ ...caps, subscriptions: caps.subscriptions.map((s) => ({ ...s, burst: 0 })) });
+  const rejectionsPerSecond = timed(seconds, (round) => {
+    const base = round * 4096;
+    for (let i = 0; i < 4096; i++) tight.book(requests[(base + i) & mask]!);
+    return 4096;
+  });
+  return { pairsPerSecond, releasesPerSecond, rejectionsPerSecond };
+}

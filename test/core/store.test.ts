@@ -1,0 +1,283 @@
+import { describe, expect, it } from 'vitest';
+import { Booking, Store } from '../../src/core/store.js';
+import type { BookingRequest, CapSet, Snapshot } from '../../src/core/types.js';
+
+const S = 'show-1';
+const A = 'alloc-1';
+const F = 'folder-1';
+const J = 'job-1';
+
+function request(cores: number, gpus = 0, overrides: Partial<BookingRequest> = {}): BookingRequest {
+  return { show: S, alloc: A, folder: F, job: J, cores, gpus, ...overrides };
+}
+
+function caps(burst: number, folder: [number, number] = [-1, -1], job: [number, number] = [-1, -1]): CapSet {
+  return {
+    subscriptions: [{ show: S, alloc: A, burst }],
+    folders: [{ id: F, show: S, maxCores: folder[0], maxGpus: folder[1] }],
+    jobs: [{ id: J, show: S, maxCores: job[0], maxGpus: job[1] }],
+  };
+}
+
+function snapshot(cores: number, gpus = 0): Snapshot {
+  return {
+    subscriptions: [{ show: S, alloc: A, cores, gpus }],
+    folders: [{ id: F, show: S, cores, gpus }],
+    jobs: [{ id: J, show: S, cores, gpus }],
+  };
+}
+
+function applied(outcome: ReturnType<Store['book']>): Booking {
+  if (!(outcome instanceof Booking)) throw new Error(`expected applied, got ${JSON.stringify(outcome)}`);
+  return outcome;
+}
+
+function live(store: Store): [number, number, number] {
+  return [store.subscription(S, A)?.cores ?? 0, store.folder(F)?.cores ?? 0, store.job(J)?.cores ?? 0];
+}
+
+describe('Store caps (SPEC §1 cap conventions)', () => {
+  it('rejects every core booking on an unseeded subscription (fails closed)', () => {
+    const store = new Store();
+    expect(store.book(request(1))).toEqual({
+      result: 'limit_exceeded',
+      table: 'subscription',
+      current: 0,
+      limit: 0,
+    });
+    expect(store.count('subscription')).toBe(0);
+  });
+
+  it('rejects every core booking when burst is 0', () => {
+    const store = new Store();
+    store.setCaps(caps(0));
+    expect(store.book(request(1))).toMatchObject({ table: 'subscription', current: 0, limit: 0 });
+  });
+
+  it('admits up to exactly the burst and rejects one core past it', () => {
+    const store = new Store();
+    store.setCaps(caps(10));
+    applied(store.book(request(10)));
+    expect(store.book(request(1))).toEqual({
+      result: 'limit_exceeded',
+      table: 'subscription',
+      current: 10,
+      limit: 10,
+    });
+  });
+
+  it('treats folder and job caps <= 0 as unlimited', () => {
+    for (const cap of [0, -1, -5]) {
+      const store = new Store();
+      store.setCaps(caps(1000, [cap, cap], [cap, cap]));
+      applied(store.book(request(900, 900)));
+    }
+  });
+
+  it('checks subscription, then folder, then job cores, then folder and job GPUs', () => {
+    const store = new Store();
+    store.setCaps(caps(10, [8, 3], [6, 2]));
+    expect(store.book(request(11, 9))).toMatchObject({ table: 'subscription' });
+    expect(store.book(request(9, 9))).toMatchObject({ table: 'folder', current: 0, limit: 8 });
+    expect(store.book(request(7, 9))).toMatchObject({ table: 'job', current: 0, limit: 6 });
+    expect(store.book(request(6, 4))).toMatchObject({ table: 'folder_gpus', current: 0, limit: 3 });
+    expect(store.book(request(6, 3))).toMatchObject({ table: 'job_gpus', current: 0, limit: 2 });
+    applied(store.book(request(6, 2)));
+  });
+
+  it('leaves no partial state when a later check rejects', () => {
+    const store = new Store();
+    store.setCaps(caps(10, [-1, -1], [2, -1]));
+    expect(store.book(request(3))).toMatchObject({ table: 'job' });
+    expect(live(store)).toEqual([0, 0, 0]);
+    expect(store.inflightCount).toBe(0);
+    expect(store.subscription(S, A)?.inflightCores).toBe(0);
+  });
+
+  it('skips every core check for a GPU-only booking', () => {
+    const store = new Store(); // unseeded subscription: burst reads 0
+    store.setCaps({ subscriptions: [], folders: [{ id: F, show: S, maxCores: 1, maxGpus: 4 }], jobs: [] });
+    const booking = applied(store.book(request(0, 2)));
+    expect(booking.gpus).toBe(2);
+    expect(store.folder(F)?.gpus).toBe(2);
+    expect(store.subscription(S, A)?.gpus).toBe(2);
+  });
+
+  it('rejects fractional or negative deltas as a programming error', () => {
+    const store = new Store();
+    expect(() => store.book(request(1.5))).toThrow(RangeError);
+    expect(() => store.book(request(-1))).toThrow(RangeError);
+  });
+});
+
+describe('Store booking lifecycle', () => {
+  it('confirm keeps the live counter and moves the delta to settled', () => {
+    const store = new Store();
+    store.setCaps(caps(100));
+    const booking = applied(store.book(request(4, 1)));
+    expect(store.job(J)?.inflightCores).toBe(4);
+    expect(store.confirm(booking)).toBe(true);
+    expect(live(store)).toEqual([4, 4, 4]);
+    expect(store.job(J)?.inflightCores).toBe(0);
+    expect(store.job(J)?.settledCores((store.epoch & 1) as 0 | 1)).toBe(4);
+    expect(store.inflightCount).toBe(0);
+  });
+
+  it('rollback restores the live counter and the in-flight part', () => {
+    const store = new Store();
+    store.setCaps(caps(100));
+    const booking = applied(store.book(request(4, 1)));
+    expect(store.rollback(booking)).toBe(true);
+    expect(live(store)).toEqual([0, 0, 0]);
+    expect(store.job(J)?.gpus).toBe(0);
+    expect(store.job(J)?.inflightCores).toBe(0);
+  });
+
+  it('ends each booking exactly once', () => {
+    const store = new Store();
+    store.setCaps(caps(100));
+    const booking = applied(store.book(request(4)));
+    expect(store.confirm(booking)).toBe(true);
+    expect(store.confirm(booking)).toBe(false);
+    expect(store.rollback(booking)).toBe(false);
+    expect(live(store)).toEqual([4, 4, 4]);
+  });
+
+  it('applies a release to known keys and changes nothing for unknown keys', () => {
+    const store = new Store();
+    store.setCaps(caps(100));
+    store.confirm(applied(store.book(request(10, 2))));
+    store.applyRelease({ show: S, alloc: A, folder: F, job: J, cores: -4, gpus: -1 });
+    expect(live(store)).toEqual([6, 6, 6]);
+    store.applyRelease({ show: 'other', alloc: 'other', folder: 'other', job: 'other', cores: -4, gpus: -1 });
+    expect(live(store)).toEqual([6, 6, 6]);
+    expect(store.count('job')).toBe(1);
+    expect(store.job('other')).toBeUndefined();
+  });
+
+  it('never lets a release drive a counter below zero', () => {
+    const store = new Store();
+    store.setCaps(caps(100));
+    store.applyRelease({ show: S, alloc: A, folder: F, job: J, cores: -4, gpus: -1 });
+    expect(live(store)).toEqual([0, 0, 0]);
+  });
+});
+
+describe('Store limit changes', () => {
+  it('a single-field change on an unseen folder or job leaves the other field unlimited', () => {
+    const store = new Store();
+    store.applyLimitChange({ vertex: 'folder', id: 'f-new', field: 'max_cores', value: 20 });
+    store.applyLimitChange({ vertex: 'job', id: 'j-new', field: 'max_gpus', value: 2 });
+    expect(store.folder('f-new')).toMatchObject({ maxCores: 20, maxGpus: -1 });
+    expect(store.job('j-new')).toMatchObject({ maxCores: -1, maxGpus: 2 });
+  });
+
+  it('a cap decrease is enforced at once', () => {
+    const store = new Store();
+    store.setCaps(caps(100, [-1, -1], [50, -1]));
+    applied(store.book(request(10)));
+    store.applyLimitChange({ vertex: 'job', id: J, field: 'max_cores', value: 10 });
+    expect(store.book(request(1))).toMatchObject({ table: 'job', current: 10, limit: 10 });
+    store.applyLimitChange({ vertex: 'sub', show: S, alloc: A, burst: 5 });
+    expect(store.book(request(1))).toMatchObject({ table: 'subscription', current: 10, limit: 5 });
+  });
+
+  it('setCaps with authoritative shows fails closed on a subscription that lost its row', () => {
+    const store = new Store();
+    store.setCaps(caps(100));
+    store.setCaps({ subscriptions: [], folders: [], jobs: [] }, { authoritativeShows: new Set([S]) });
+    expect(store.subscription(S, A)?.maxCores).toBe(0);
+  });
+
+  it('setCaps onlyUnseeded fills new vertices and leaves seeded ones alone', () => {
+    const store = new Store();
+    store.setCaps(caps(100, [10, 1], [10, 1]));
+    store.applyLimitChange({ vertex: 'job', id: J, field: 'max_cores', value: 5 });
+    store.setCaps(
+      {
+        ...caps(100, [10, 1], [10, 1]),
+        jobs: [...caps(0).jobs, { id: 'j2', show: S, maxCores: 7, maxGpus: 1 }],
+      },
+      { onlyUnseeded: true },
+    );
+    expect(store.job(J)?.maxCores).toBe(5);
+    expect(store.job('j2')).toMatchObject({ maxCores: 7, maxGpus: 1 });
+  });
+});
+
+describe('Store recompute', () => {
+  it('overwrites live counters from the snapshot and reports the drift', () => {
+    const store = new Store();
+    store.setCaps(caps(100));
+    store.confirm(applied(store.book(request(10))));
+    const epoch = store.beginRecompute();
+    const drift = store.overwriteCounters(snapshot(7), epoch);
+    expect(live(store)).toEqual([7, 7, 7]);
+    expect(drift.job).toEqual({ cores: 3, gpus: 0, keys: 1 });
+  });
+
+  it('resets a drained key to 0 via the zero-baseline', () => {
+    const store = new Store();
+    store.setCaps(caps(100));
+    store.confirm(applied(store.book(request(10))));
+    store.overwriteCounters(snapshot(0), store.beginRecompute());
+    expect(live(store)).toEqual([0, 0, 0]);
+  });
+
+  it('keeps the live value of keys missing from the snapshot', () => {
+    const store = new Store();
+    store.setCaps(caps(100));
+    store.confirm(applied(store.book(request(10))));
+    store.overwriteCounters({ subscriptions: [], folders: [], jobs: [] }, store.beginRecompute());
+    expect(live(store)).toEqual([10, 10, 10]);
+  });
+
+  it('keeps an in-flight booking made after beginRecompute whose proc the snapshot missed', () => {
+    const store = new Store();
+    store.setCaps(caps(100));
+    const epoch = store.beginRecompute();
+    applied(store.book(request(5)));
+    store.overwriteCounters(snapshot(0), epoch);
+    expect(live(store)).toEqual([5, 5, 5]);
+  });
+
+  it('keeps a booking confirmed after beginRecompute whose proc the snapshot missed', () => {
+    const store = new Store();
+    store.setCaps(caps(100));
+    const booking = applied(store.book(request(5)));
+    const epoch = store.beginRecompute();
+    store.confirm(booking); // raced the snapshot read: the snapshot did not see the proc
+    store.overwriteCounters(snapshot(0), epoch);
+    expect(live(store)).toEqual([5, 5, 5]);
+    // The next pass sees the proc, and no longer carries the settled part.
+    store.overwriteCounters(snapshot(5), store.beginRecompute());
+    expect(live(store)).toEqual([5, 5, 5]);
+  });
+
+  it('does not double count a confirm from before beginRecompute', () => {
+    const store = new Store();
+    store.setCaps(caps(100));
+    store.confirm(applied(store.book(request(5))));
+    store.overwriteCounters(snapshot(5), store.beginRecompute());
+    expect(live(store)).toEqual([5, 5, 5]);
+    store.overwriteCounters(snapshot(5), store.beginRecompute());
+    expect(live(store)).toEqual([5, 5, 5]);
+  });
+
+  it('refuses an overwrite from a pass that is not the latest (overlapping passes)', () => {
+    const store = new Store();
+    const first = store.beginRecompute();
+    store.beginRecompute();
+    expect(() => store.overwriteCounters(snapshot(0), first)).toThrow(/epoch/);
+  });
+
+  it('seedShowBooked sets counters absolutely without touching the epoch', () => {
+    const store = new Store();
+    store.setCaps(caps(100));
+    store.confirm(applied(store.book(request(9))));
+    const epoch = store.epoch;
+    store.seedShowBooked(snapshot(3));
+    expect(live(store)).toEqual([3, 3, 3]);
+    expect(store.epoch).toBe(epoch);
+  });
+});
