@@ -1,0 +1,81 @@
+/**
+ * The daemon's HTTP API shapes (SPEC §3), shared by the daemon, the CLI commands that talk
+ * to it, and the TUI. JSON field names are snake_case on the wire.
+ */
+import type { DriftReport, LimitTable, VertexKind } from '../core/types.js';
+
+export const API_PREFIX = '/v1';
+
+export type BookResponse =
+  | { result: 'applied'; booking: string; lease_expires_at: string }
+  | { result: 'not_managed' }
+  | { result: 'limit_exceeded'; table: LimitTable; current: number; limit: number };
+
+export type ConfirmResponse = { result: 'confirmed' } | { error: 'unknown_booking' | 'lease_expired' };
+export type RollbackResponse = { result: 'rolled_back' } | { error: 'unknown_booking' | 'lease_expired' };
+
+export interface ErrorResponse {
+  error: string;
+  message?: string;
+}
+
+/** One vertex in `GET /v1/state`. Caps: burst for subscriptions (0 = reject all); <= 0 unlimited for folder/job. */
+export interface VertexState {
+  kind: VertexKind;
+  /** Folder/job id; `show/alloc` for a subscription. */
+  key: string;
+  show: string | null;
+  alloc: string | null;
+  /** Human names from the database when known. */
+  name: string | null;
+  show_name: string | null;
+  cores: number;
+  gpus: number;
+  inflight_cores: number;
+  inflight_gpus: number;
+  /** Settled by confirms that the last snapshot may not have seen (carried by the next overwrite). */
+  settled_cores: number;
+  settled_gpus: number;
+  max_cores: number;
+  max_gpus: number;
+  /** cores / cap when the cap enforces (subscription burst, folder/job max > 0), else null. */
+  utilization: number | null;
+}
+
+export interface StateResponse {
+  epoch: number;
+  vertices: VertexState[];
+  /** Total number of vertices matching the filter before `top` cut the list. */
+  total: number;
+}
+
+export interface PassStatus {
+  at: string | null;
+  duration_ms: number | null;
+  ok: boolean | null;
+  error: string | null;
+}
+
+export interface StatusResponse {
+  version: string;
+  uptime_s: number;
+  ready: boolean;
+  lock_held: boolean;
+  listener: {
+    connected: boolean;
+    reconnects: number;
+    applied: { release: number; limit_change: number; managed_change: number };
+    dropped: number;
+    last_notification_at: string | null;
+  };
+  last_recompute: PassStatus & { drift: DriftReport | null };
+  last_reseed: PassStatus;
+  last_shows_refresh: PassStatus;
+  epoch: number;
+  inflight: number;
+  managed_shows: { id: string; name: string | null }[];
+  /** Shows marked managed in the database whose seed failed; retried every refresh. */
+  deferred_shows: { id: string; error: string }[];
+  bookings: { applied: number; rejected: number; not_managed: number; lease_expired: number };
+  counts: Record<VertexKind, number>;
+}

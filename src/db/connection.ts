@@ -1,0 +1,47 @@
+/**
+ * Opening PostgreSQL connections: the small query pool, and dedicated single sessions (the
+ * listener, the N=1 lock) that must never be shared with pooled queries.
+ */
+import postgres, { type Sql } from 'postgres';
+import type { ListenerConnector } from '../service/listener.js';
+
+export interface ConnectionTarget {
+  /** Contains the password when given: never print it. */
+  url?: string;
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+  options?: postgres.Options<{}>;
+}
+
+function open(
+  target: ConnectionTarget,
+  options: postgres.Options<Record<string, postgres.PostgresType>>,
+): Sql {
+  const merged = { onnotice: () => undefined, ...target.options, ...options };
+  return target.url === undefined ? postgres(merged) : postgres(target.url, merged);
+}
+
+export function openPool(target: ConnectionTarget, max: number, applicationName = 'cueacct'): Sql {
+  return open(target, { max, connection: { application_name: applicationName } });
+}
+
+/** One session for as long as the process lives (no idle or lifetime recycling). */
+export function openSession(
+  target: ConnectionTarget,
+  applicationName: string,
+  hooks: { onclose?: () => void; onnotify?: (channel: string, payload: string) => void } = {},
+): Sql {
+  return open(target, {
+    max: 1,
+    idle_timeout: 0,
+    max_lifetime: null,
+    connection: { application_name: applicationName },
+    ...(hooks as object),
+  });
+}
+
+export function listenerConnector(
+  target: ConnectionTarget,
+  applicationName = 'cueacct-listener',
+): ListenerConnector {
+  return (hooks) => openSession(target, applicationName, hooks);
+}

@@ -1,0 +1,186 @@
+/**
+ * PG-side recompute: rewrite the display copies of the accounting columns (`int_cores`,
+ * `int_gpus`) of subscription, folder_resource, job_resource, layer_resource and point from
+ * `SUM(proc)`, for scheduler-managed shows (or one show, for a flip back to Cuebot).
+ *
+ * Cuebot's triggers refuse an `int_cores` increase above the cap of `subscription` and
+ * `job_resource` when the cap column is unchanged in the same UPDATE. Usage can be
+ * legitimately above a lowered cap, so each changed row gets its cap columns bumped by one
+ * in the same UPDATE (which disarms the trigger's condition) and restored by a second UPDATE
+ * in the same transaction: no cap is ever changed after commit. Only rows whose value
+ * differs are touched.
+ */
+import type { Sql } from 'postgres';
+import pLimit from 'p-limit';
+
+export type RewriteScope = { kind: 'managed' } | { kind: 'show'; show: string };
+
+export type AccountingTable =
+  'subscription' | 'folder_resource' | 'job_resource' | 'layer_resource' | 'point';
+export const ACCOUNTING_TABLES: readonly AccountingTable[] = [
+  'subscription',
+  'folder_resource',
+  'job_resource',
+  'layer_resource',
+  'point',
+];
+
+/** Rows changed per table. */
+export type RewriteReport = Record<AccountingTable, number>;
+
+type Tx = Sql;
+
+function scopeCondition(sql: Tx, scope: RewriteScope) {
+  return scope.kind === 'managed' ? sql`s.b_scheduler_managed` : sql`s.pk_show = ${scope.show}`;
+}
+
+/** Accounted procs of shows in scope, with the keys each table groups by. */
+function liveProcs(sql: Tx, scope: RewriteScope) {
+  return sql`
+    SELECT p.int_cores_reserved AS cores, p.int_gpus_reserved AS gpus, p.pk_layer,
+           j.pk_job, j.pk_show, j.pk_folder, j.pk_dept, h.pk_alloc
+    FROM proc p
+    JOIN job j ON j.pk_job = p.pk_job
+    JOIN host h ON h.pk_host = p.pk_host
+    JOIN show s ON s.pk_show = j.pk_show
+    WHERE NOT p.b_local AND j.str_state <> 'FINISHED' AND ${scopeCondition(sql, scope)}`;
+}
+
+async function rewriteSubscriptions(tx: Tx, scope: RewriteScope): Promise<number> {
+  const changed = await tx<{ pk: string }[]>`
+    WITH live AS (${liveProcs(tx, scope)}),
+    target AS (
+      SELECT sb.pk_subscription AS pk, COALESCE(SUM(l.cores), 0) AS cores, COALESCE(SUM(l.gpus), 0) AS gpus
+      FROM subscription sb
+      JOIN show s ON s.pk_show = sb.pk_show
+      LEFT JOIN live l ON l.pk_show = sb.pk_show AND l.pk_alloc = sb.pk_alloc
+      WHERE ${scopeCondition(tx, scope)}
+      GROUP BY sb.pk_subscription
+    )
+    UPDATE subscription t
+    SET int_cores = target.cores, int_gpus = target.gpus, int_burst = t.int_burst + 1
+    FROM target
+    WHERE t.pk_subscription = target.pk AND (t.int_cores <> target.cores OR t.int_gpus <> target.gpus)
+    RETURNING t.pk_subscription AS pk`;
+  if (changed.length === 0) return 0;
+  await tx`
+    UPDATE subscription SET int_burst = int_burst - 1
+    WHERE pk_subscription = ANY(${changed.map((row) => row.pk)})`;
+  return changed.length;
+}
+
+async function rewriteJobs(tx: Tx, scope: RewriteScope): Promise<number> {
+  const changed = await tx<{ pk: string }[]>`
+    WITH live AS (${liveProcs(tx, scope)}),
+    target AS (
+      SELECT r.pk_job_resource AS pk, COALESCE(SUM(l.cores), 0) AS cores, COALESCE(SUM(l.gpus), 0) AS gpus
+      FROM job_resource r
+      JOIN job j ON j.pk_job = r.pk_job
+      JOIN show s ON s.pk_show = j.pk_show
+      LEFT JOIN live l ON l.pk_job = r.pk_job
+      WHERE j.str_state <> 'FINISHED' AND ${scopeCondition(tx, scope)}
+      GROUP BY r.pk_job_resource
+    )
+    UPDATE job_resource t
+    SET int_cores = target.cores, int_gpus = target.gpus,
+        int_max_cores = t.int_max_cores + 1, int_max_gpus = t.int_max_gpus + 1
+    FROM target
+    WHERE t.pk_job_resource = target.pk AND (t.int_cores <> target.cores OR t.int_gpus <> target.gpus)
+    RETURNING t.pk_job_resource AS pk`;
+  if (changed.length === 0) return 0;
+  await tx`
+    UPDATE job_resource SET int_max_cores = int_max_cores - 1, int_max_gpus = int_max_gpus - 1
+    WHERE pk_job_resource = ANY(${changed.map((row) => row.pk)})`;
+  return changed.length;
+}
+
+async function rewriteFolders(tx: Tx, scope: RewriteScope): Promise<number> {
+  const changed = await tx`
+    WITH live AS (${liveProcs(tx, scope)}),
+    target AS (
+      SELECT r.pk_folder_resource AS pk, COALESCE(SUM(l.cores), 0) AS cores, COALESCE(SUM(l.gpus), 0) AS gpus
+      FROM folder_resource r
+      JOIN folder f ON f.pk_folder = r.pk_folder
+      JOIN show s ON s.pk_show = f.pk_show
+      LEFT JOIN live l ON l.pk_folder = r.pk_folder
+      WHERE ${scopeCondition(tx, scope)}
+      GROUP BY r.pk_folder_resource
+    )
+    UPDATE folder_resource t SET int_cores = target.cores, int_gpus = target.gpus
+    FROM target
+    WHERE t.pk_folder_resource = target.pk AND (t.int_cores <> target.cores OR t.int_gpus <> target.gpus)`;
+  return changed.count;
+}
+
+async function rewriteLayers(tx: Tx, scope: RewriteScope): Promise<number> {
+  const changed = await tx`
+    WITH live AS (${liveProcs(tx, scope)}),
+    target AS (
+      SELECT r.pk_layer_resource AS pk, COALESCE(SUM(l.cores), 0) AS cores, COALESCE(SUM(l.gpus), 0) AS gpus
+      FROM layer_resource r
+      JOIN job j ON j.pk_job = r.pk_job
+      JOIN show s ON s.pk_show = j.pk_show
+      LEFT JOIN live l ON l.pk_layer = r.pk_layer
+      WHERE j.str_state <> 'FINISHED' AND ${scopeCondition(tx, scope)}
+      GROUP BY r.pk_layer_resource
+    )
+    UPDATE layer_resource t SET int_cores = target.cores, int_gpus = target.gpus
+    FROM target
+    WHERE t.pk_layer_resource = target.pk AND (t.int_cores <> target.cores OR t.int_gpus <> target.gpus)`;
+  return changed.count;
+}
+
+async function rewritePoints(tx: Tx, scope: RewriteScope): Promise<number> {
+  const changed = await tx`
+    WITH live AS (${liveProcs(tx, scope)}),
+    target AS (
+      SELECT pt.pk_point AS pk, COALESCE(SUM(l.cores), 0) AS cores, COALESCE(SUM(l.gpus), 0) AS gpus
+      FROM point pt
+      JOIN show s ON s.pk_show = pt.pk_show
+      LEFT JOIN live l ON l.pk_show = pt.pk_show AND l.pk_dept = pt.pk_dept
+      WHERE ${scopeCondition(tx, scope)}
+      GROUP BY pt.pk_point
+    )
+    UPDATE point t SET int_cores = target.cores, int_gpus = target.gpus
+    FROM target
+    WHERE t.pk_point = target.pk AND (t.int_cores <> target.cores OR t.int_gpus <> target.gpus)`;
+  return changed.count;
+}
+
+const REWRITERS: Record<AccountingTable, (tx: Tx, scope: RewriteScope) => Promise<number>> = {
+  subscription: rewriteSubscriptions,
+  folder_resource: rewriteFolders,
+  job_resource: rewriteJobs,
+  layer_resource: rewriteLayers,
+  point: rewritePoints,
+};
+
+/**
+ * Rewrite all five tables inside the caller's transaction (flip-show uses this so the
+ * flag change and the exact numbers commit together).
+ */
+export async function rewriteAccountingTablesIn(tx: Tx, scope: RewriteScope): Promise<RewriteReport> {
+  const report = {} as RewriteReport;
+  for (const table of ACCOUNTING_TABLES) report[table] = await REWRITERS[table](tx, scope);
+  return report;
+}
+
+/**
+ * Rewrite the five tables concurrently, each in its own short transaction, at most
+ * `concurrency` at a time so the daemon's small pool keeps a connection for other passes.
+ */
+export async function rewriteAccountingTables(
+  sql: Sql,
+  scope: RewriteScope,
+  concurrency = 2,
+): Promise<RewriteReport> {
+  const limit = pLimit(concurrency);
+  const counts = await Promise.all(
+    ACCOUNTING_TABLES.map((table) =>
+      limit(() => sql.begin((tx) => REWRITERS[table](tx as unknown as Tx, scope)) as Promise<number>),
+    ),
+  );
+  const report = {} as RewriteReport;
+  ACCOUNTING_TABLES.forEach((table, i) => (report[table] = counts[i]!));
+  return report;
+}

@@ -1,0 +1,544 @@
+/**
+ * The accounting service: the store kept in step with PostgreSQL (SPEC §1 "Feeds and
+ * loops") behind the booking facade. The daemon is one user of it; a scheduler written in
+ * TypeScript can run it in-process.
+ */
+import type { Logger } from 'pino';
+import type { Sql } from 'postgres';
+import pLimit from 'p-limit';
+import type { StateResponse, StatusResponse, VertexState } from '../api/types.js';
+import { buildCapSet, buildSnapshot, type CapRows } from '../core/boundary.js';
+import { Store } from '../core/store.js';
+import type { BookingRequest, DriftReport, LimitChange, VertexKind } from '../core/types.js';
+import { VERTEX_KINDS } from '../core/types.js';
+import type { VertexView } from '../core/vertex.js';
+import { capRows, managedShows, readAccounting, type NamedCapRows, type ShowRow } from '../db/queries.js';
+import { rewriteAccountingTables } from '../db/rewrite.js';
+import type { Metrics } from '../observability/metrics.js';
+import { LeaseBook } from './leases.js';
+import { Listener, type ListenerConnector } from './listener.js';
+import { SingleFlightLoop } from './single-flight-loop.js';
+import type { BookResult, BookingService, StateQuery } from './types.js';
+import type { ConfirmResponse, RollbackResponse } from '../api/types.js';
+import { PassRecord } from './pass-record.js';
+
+export interface ServiceConfig {
+  version: string;
+  coreMultiplier: number;
+  leaseMs: number;
+  recomputeIntervalMs: number;
+  reseedIntervalMs: number;
+  showsIntervalMs: number;
+  /** How long a recompute waits for its fence before failing the pass (counters stay high). */
+  fenceTimeoutMs: number;
+  /** Concurrent queries of one pass (PG table rewrites, flip seeds). */
+  passConcurrency: number;
+}
+
+export const DEFAULT_SERVICE_CONFIG: Omit<ServiceConfig, 'version'> = {
+  coreMultiplier: 100,
+  leaseMs: 120_000,
+  recomputeIntervalMs: 15_000,
+  reseedIntervalMs: 300_000,
+  showsIntervalMs: 30_000,
+  fenceTimeoutMs: 10_000,
+  passConcurrency: 2,
+};
+
+/** Limit changes remembered so a cap read can replay those that arrived during it. */
+const LIMIT_LOG_SIZE = 10_000;
+
+interface Names {
+  shows: Map<string, string>;
+  allocs: Map<string, string>;
+  folders: Map<string, string>;
+  jobs: Map<string, string>;
+}
+
+export class AccountingService implements BookingService {
+  readonly store = new Store();
+  private readonly leases: LeaseBook;
+  private readonly listener: Listener;
+  private readonly managed = new Map<string, string>();
+  private readonly deferred = new Map<string, string>();
+  private readonly names: Names = {
+    shows: new Map(),
+    allocs: new Map(),
+    folders: new Map(),
+    jobs: new Map(),
+  };
+  private readonly loops: { recompute: SingleFlightLoop; reseed: SingleFlightLoop; shows: SingleFlightLoop };
+  private readonly passes = {
+    recompute: new PassRecord(),
+    reseed: new PassRecord(),
+    shows: new PassRecord(),
+  };
+  private lastDrift: DriftReport | null = null;
+  private limitLog: { seq: number; change: LimitChange }[] = [];
+  private limitSeq = 0;
+  private seeded = false;
+  private lockHeld = true;
+  private readonly startedAt = Date.now();
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private readonly counters = { applied: 0, rejected: 0, not_managed: 0, lease_expired: 0 };
+
+  constructor(
+    private readonly pool: Sql,
+    connectListener: ListenerConnector,
+    private readonly config: ServiceConfig,
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+  ) {
+    this.leases = new LeaseBook(config.leaseMs);
+    this.listener = new Listener(
+      connectListener,
+      this.listenerHandlers(),
+      logger.child({ part: 'listener' }),
+    );
+    const loop = (name: 'recompute' | 'reseed' | 'shows', pass: () => Promise<void>, intervalMs: number) =>
+      new SingleFlightLoop(name, pass, intervalMs, () => undefined);
+    this.loops = {
+      recompute: loop(
+        'recompute',
+        () => this.timed('recompute', () => this.recomputePass()),
+        config.recomputeIntervalMs,
+      ),
+      reseed: loop('reseed', () => this.timed('reseed', () => this.reseedPass()), config.reseedIntervalMs),
+      shows: loop('shows', () => this.timed('shows', () => this.showsPass()), config.showsIntervalMs),
+    };
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------
+
+  /** Bootstrap (blocking), then the listener and the loops. Bookings are refused until then. */
+  async start(): Promise<void> {
+    await this.bootstrap();
+    await this.listener.start();
+    for (const loop of Object.values(this.loops)) loop.start();
+    const sweepEvery = Math.max(50, Math.min(1_000, Math.floor(this.config.leaseMs / 4)));
+    this.leaseTimer = setInterval(() => this.expireLeases(), sweepEvery);
+    this.leaseTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.seeded = false;
+    this.updateReady();
+    if (this.leaseTimer !== undefined) clearInterval(this.leaseTimer);
+    await Promise.all(Object.values(this.loops).map((loop) => loop.stop()));
+    await this.listener.stop();
+  }
+
+  /** The daemon reports the N=1 lock; without it no booking is accepted. */
+  setLockHeld(held: boolean): void {
+    this.lockHeld = held;
+    this.updateReady();
+  }
+
+  get ready(): boolean {
+    return this.seeded && this.lockHeld;
+  }
+
+  get listenerConnected(): boolean {
+    return this.listener.connected;
+  }
+
+  // ---- bookings -------------------------------------------------------------------------
+
+  book(request: BookingRequest): BookResult {
+    if (!this.ready) {
+      this.metrics.bookings.inc({ result: 'not_ready', table: '' });
+      return { error: 'not_ready' };
+    }
+    if (!this.managed.has(request.show)) {
+      this.counters.not_managed++;
+      this.metrics.bookings.inc({ result: 'not_managed', table: '' });
+      return { result: 'not_managed' };
+    }
+    const outcome = this.store.book(request);
+    if (outcome.result === 'limit_exceeded') {
+      this.counters.rejected++;
+      this.metrics.bookings.inc({ result: 'limit_exceeded', table: outcome.table });
+      return outcome;
+    }
+    const lease = this.leases.add(outcome, Date.now());
+    this.counters.applied++;
+    this.metrics.bookings.inc({ result: 'applied', table: '' });
+    this.metrics.inflight.set(this.store.inflightCount);
+    return {
+      result: 'applied',
+      booking: lease.id,
+      lease_expires_at: new Date(lease.expiresAt).toISOString(),
+    };
+  }
+
+  /** Settles whatever the show's state: a booking applied before a flip still ends. */
+  confirm(booking: string): ConfirmResponse {
+    const taken = this.leases.take(booking);
+    if (taken === undefined) return { error: 'unknown_booking' };
+    if ('expired' in taken) return { error: 'lease_expired' };
+    this.store.confirm(taken.lease.booking);
+    this.metrics.settlements.inc({ how: 'confirmed' });
+    this.metrics.inflight.set(this.store.inflightCount);
+    return { result: 'confirmed' };
+  }
+
+  rollback(booking: string): RollbackResponse {
+    const taken = this.leases.take(booking);
+    if (taken === undefined) return { error: 'unknown_booking' };
+    if ('expired' in taken) return { error: 'lease_expired' };
+    this.store.rollback(taken.lease.booking);
+    this.metrics.settlements.inc({ how: 'rolled_back' });
+    this.metrics.inflight.set(this.store.inflightCount);
+    return { result: 'rolled_back' };
+  }
+
+  /** Expired in-flight bookings settle as a confirm would: SPEC §1 "Booking leases". */
+  expireLeases(now = Date.now()): number {
+    const expired = this.leases.sweep(now, (lease) => this.store.confirm(lease.booking));
+    if (expired > 0) {
+      this.counters.lease_expired += expired;
+      this.metrics.leaseExpired.inc(expired);
+      this.metrics.settlements.inc({ how: 'lease_expired' }, expired);
+      this.metrics.inflight.set(this.store.inflightCount);
+      this.logger.warn({ expired }, 'booking leases expired; settled as confirmed');
+    }
+    return expired;
+  }
+
+  // ---- passes ---------------------------------------------------------------------------
+
+  recompute(): Promise<void> {
+    return this.loops.recompute.runNow();
+  }
+
+  reseed(): Promise<void> {
+    return this.loops.reseed.runNow();
+  }
+
+  refreshShows(): Promise<void> {
+    return this.loops.shows.runNow();
+  }
+
+  /** Caps first, then booked counters, for every managed show; blocking. */
+  private async bootstrap(): Promise<void> {
+    const started = performance.now();
+    const shows = await managedShows(this.pool);
+    const ids = shows.map((show) => show.id);
+    const caps = await capRows(this.pool, ids);
+    this.applyCaps(caps, { authoritativeShows: new Set(ids) }, this.limitSeq);
+    const { booked } = await readAccounting(this.pool, ids);
+    this.store.seedShowBooked(buildSnapshot(booked, caps, this.config.coreMultiplier));
+    for (const show of shows) this.publish(show);
+    this.seeded = true;
+    this.updateReady();
+    this.metrics.passDuration.observe({ pass: 'bootstrap' }, (performance.now() - started) / 1000);
+    this.logger.info(
+      { shows: shows.length, ms: Math.round(performance.now() - started), counts: this.counts() },
+      'bootstrap complete',
+    );
+  }
+
+  private async recomputePass(): Promise<void> {
+    const started = performance.now();
+    const shows = [...this.managed.keys()];
+    const epoch = this.store.beginRecompute();
+    const since = this.limitSeq;
+    const read = await readAccounting(this.pool, shows);
+    await this.fence();
+    this.applyCaps(read.caps, { onlyUnseeded: true }, since);
+    const drift = this.store.overwriteCounters(
+      buildSnapshot(read.booked, read.caps, this.config.coreMultiplier),
+      epoch,
+    );
+    this.lastDrift = drift;
+    for (const vertex of VERTEX_KINDS) {
+      this.metrics.recomputeDrift.set({ vertex }, drift[vertex].cores);
+      this.metrics.recomputeDriftGpus.set({ vertex }, drift[vertex].gpus);
+    }
+    this.measureOverCap();
+    const rewritten = await rewriteAccountingTables(
+      this.pool,
+      { kind: 'managed' },
+      this.config.passConcurrency,
+    );
+    const seconds = (performance.now() - started) / 1000;
+    this.metrics.recomputeDuration.observe(seconds);
+    this.metrics.lastRecompute.set(Date.now() / 1000);
+    this.logger.debug({ ms: Math.round(seconds * 1000), drift, rewritten }, 'recompute pass');
+  }
+
+  private async reseedPass(): Promise<void> {
+    const shows = [...this.managed.keys()];
+    const since = this.limitSeq;
+    const caps = await capRows(this.pool, shows);
+    this.applyCaps(caps, { authoritativeShows: new Set(shows) }, since);
+    this.measureOverCap();
+    this.metrics.lastReseed.set(Date.now() / 1000);
+    this.logger.debug({ shows: shows.length }, 'limit reseed pass');
+  }
+
+  /** Removals apply at once; each newly managed show is seeded before it is published. */
+  private async showsPass(): Promise<void> {
+    const rows = await managedShows(this.pool);
+    const wanted = new Set(rows.map((row) => row.id));
+    for (const id of [...this.managed.keys()]) {
+      if (!wanted.has(id)) {
+        this.managed.delete(id);
+        this.logger.info({ show: id }, 'show no longer scheduler-managed; bookings answer not_managed');
+      }
+    }
+    for (const id of [...this.deferred.keys()]) if (!wanted.has(id)) this.deferred.delete(id);
+    const limit = pLimit(this.config.passConcurrency);
+    const added = rows.filter((row) => !this.managed.has(row.id));
+    await Promise.all(added.map((show) => limit(() => this.seedShow(show))));
+    this.metrics.managedShows.set(this.managed.size);
+    this.metrics.deferredShows.set(this.deferred.size);
+    this.logger.debug({ managed: this.managed.size, added: added.length }, 'managed shows refresh');
+  }
+
+  /** The flip seed: caps and booked counters of one show, then publish. A failure defers only it. */
+  private async seedShow(show: ShowRow): Promise<void> {
+    try {
+      const since = this.limitSeq;
+      const read = await readAccounting(this.pool, [show.id]);
+      await this.fence();
+      this.applyCaps(read.caps, { authoritativeShows: new Set([show.id]) }, since);
+      this.store.seedShowBooked(buildSnapshot(read.booked, read.caps, this.config.coreMultiplier));
+      this.publish(show);
+      this.deferred.delete(show.id);
+      this.logger.info({ show: show.name, id: show.id }, 'show seeded and published as scheduler-managed');
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.deferred.set(show.id, message);
+      this.metrics.passFailures.inc({ pass: 'show_seed' });
+      this.logger.warn(
+        { show: show.name, id: show.id, err: message },
+        'show seed failed; deferred to the next refresh',
+      );
+    }
+  }
+
+  /** Wait until notifications committed before the snapshot read are applied. */
+  private async fence(): Promise<void> {
+    const fenced = await this.listener.fence(this.config.fenceTimeoutMs);
+    if (!fenced)
+      this.logger.debug('listener down: overwrite without a fence (the reconnect recompute heals)');
+  }
+
+  /**
+   * Set caps read from the database, then replay the limit changes that arrived since the
+   * read began: a change committed after the read must win over the value it read.
+   */
+  private applyCaps(
+    rows: CapRows | NamedCapRows,
+    options: { onlyUnseeded?: boolean; authoritativeShows?: ReadonlySet<string> },
+    since: number,
+  ): void {
+    this.store.setCaps(buildCapSet(rows, this.config.coreMultiplier), options);
+    for (const entry of this.limitLog) if (entry.seq > since) this.store.applyLimitChange(entry.change);
+    if ('allocName' in (rows.subscriptions[0] ?? {})) this.rememberNames(rows as NamedCapRows);
+  }
+
+  private rememberNames(rows: NamedCapRows): void {
+    for (const row of rows.subscriptions) this.names.allocs.set(row.alloc, row.allocName);
+    for (const row of rows.folders) this.names.folders.set(row.id, row.name);
+    for (const row of rows.jobs) this.names.jobs.set(row.id, row.name);
+  }
+
+  private publish(show: ShowRow): void {
+    this.managed.set(show.id, show.name);
+    this.names.shows.set(show.id, show.name);
+    this.metrics.managedShows.set(this.managed.size);
+  }
+
+  private listenerHandlers() {
+    return {
+      release: (message: Parameters<Store['applyRelease']>[0]) => {
+        this.store.applyRelease(message);
+        this.metrics.releasesApplied.inc();
+      },
+      limitChanges: (changes: LimitChange[]) => {
+        for (const change of changes) {
+          this.store.applyLimitChange(change);
+          this.limitLog.push({ seq: ++this.limitSeq, change });
+          this.metrics.limitChangesApplied.inc();
+        }
+        if (this.limitLog.length > LIMIT_LOG_SIZE * 2) this.limitLog = this.limitLog.slice(-LIMIT_LOG_SIZE);
+      },
+      managedChange: () => {
+        this.refreshShows().catch(() => undefined);
+      },
+      dropped: (channel: string, reason: string, error: string, payload: string) => {
+        this.metrics.notificationsDropped.inc({ channel, reason });
+        this.logger.warn(
+          { channel, reason, error, payload: payload.slice(0, 200) },
+          'dropped malformed notification',
+        );
+      },
+      connected: (reconnect: boolean) => {
+        this.metrics.listenerConnected.set(1);
+        if (reconnect) this.metrics.listenerReconnects.inc();
+        // Whatever was missed while disconnected is healed now, not after a whole interval.
+        if (this.seeded) {
+          this.recompute().catch(() => undefined);
+          this.reseed().catch(() => undefined);
+        }
+      },
+      disconnected: () => {
+        this.metrics.listenerConnected.set(0);
+      },
+    };
+  }
+
+  private async timed(pass: 'recompute' | 'reseed' | 'shows', run: () => Promise<void>): Promise<void> {
+    const record = this.passes[pass];
+    const started = performance.now();
+    try {
+      await run();
+      record.succeeded(Date.now(), performance.now() - started);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      record.failed(Date.now(), performance.now() - started, message);
+      this.metrics.passFailures.inc({ pass });
+      this.logger.warn({ pass, err: message }, 'pass failed; retrying next tick');
+      throw error;
+    } finally {
+      this.metrics.passDuration.observe({ pass }, (performance.now() - started) / 1000);
+    }
+  }
+
+  private updateReady(): void {
+    this.metrics.ready.set(this.ready ? 1 : 0);
+    this.metrics.lockHeld.set(this.lockHeld ? 1 : 0);
+  }
+
+  /** A missed cap decrease is the only way a counter can sit above its cap: make it visible. */
+  private measureOverCap(): void {
+    for (const kind of VERTEX_KINDS) {
+      let over = 0;
+      for (const vertex of this.store.vertices(kind)) if (isOverCap(vertex)) over++;
+      this.metrics.capsExceeded.set({ vertex: kind }, over);
+    }
+  }
+
+  // ---- reads ----------------------------------------------------------------------------
+
+  counts(): Record<VertexKind, number> {
+    return {
+      subscription: this.store.count('subscription'),
+      folder: this.store.count('folder'),
+      job: this.store.count('job'),
+    };
+  }
+
+  state(query: StateQuery): StateResponse {
+    const kinds = query.vertex === undefined ? VERTEX_KINDS : [query.vertex];
+    const showFilter = query.show === undefined ? undefined : this.resolveShow(query.show);
+    const rows: VertexState[] = [];
+    for (const kind of kinds) {
+      for (const vertex of this.store.vertices(kind)) {
+        if (vertex.show === undefined || !this.managed.has(vertex.show)) continue;
+        if (showFilter !== undefined && vertex.show !== showFilter) continue;
+        rows.push(this.vertexState(vertex));
+      }
+    }
+    sortStates(rows, query.sort ?? 'utilization');
+    const total = rows.length;
+    return {
+      epoch: this.store.epoch,
+      total,
+      vertices: query.top === undefined ? rows : rows.slice(0, query.top),
+    };
+  }
+
+  status(): StatusResponse {
+    const counts = this.listener.counts;
+    return {
+      version: this.config.version,
+      uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+      ready: this.ready,
+      lock_held: this.lockHeld,
+      listener: {
+        connected: this.listener.connected,
+        reconnects: counts.reconnects,
+        applied: {
+          release: counts.release,
+          limit_change: counts.limit_change,
+          managed_change: counts.managed_change,
+        },
+        dropped: counts.dropped,
+        last_notification_at: isoOrNull(this.listener.lastNotificationAt),
+      },
+      last_recompute: { ...this.passes.recompute.toJSON(), drift: this.lastDrift },
+      last_reseed: this.passes.reseed.toJSON(),
+      last_shows_refresh: this.passes.shows.toJSON(),
+      epoch: this.store.epoch,
+      inflight: this.store.inflightCount,
+      managed_shows: [...this.managed].map(([id, name]) => ({ id, name })),
+      deferred_shows: [...this.deferred].map(([id, error]) => ({ id, error })),
+      bookings: { ...this.counters },
+      counts: this.counts(),
+    };
+  }
+
+  private resolveShow(idOrName: string): string {
+    if (this.managed.has(idOrName)) return idOrName;
+    for (const [id, name] of this.managed) if (name === idOrName) return id;
+    return idOrName;
+  }
+
+  private vertexState(vertex: VertexView): VertexState {
+    const bucket = (this.store.epoch & 1) as 0 | 1;
+    const subscription = vertex.kind === 'subscription';
+    const names =
+      vertex.kind === 'folder'
+        ? this.names.folders
+        : vertex.kind === 'job'
+          ? this.names.jobs
+          : this.names.allocs;
+    return {
+      kind: vertex.kind,
+      key: subscription ? `${vertex.show}/${vertex.id}` : vertex.id,
+      show: vertex.show ?? null,
+      alloc: vertex.alloc ?? null,
+      name: names.get(vertex.id) ?? null,
+      show_name: vertex.show === undefined ? null : (this.names.shows.get(vertex.show) ?? null),
+      cores: vertex.cores,
+      gpus: vertex.gpus,
+      inflight_cores: vertex.inflightCores,
+      inflight_gpus: vertex.inflightGpus,
+      settled_cores: vertex.settledCores(bucket),
+      settled_gpus: vertex.settledGpus(bucket),
+      max_cores: vertex.maxCores,
+      max_gpus: vertex.maxGpus,
+      utilization: utilization(vertex),
+    };
+  }
+}
+
+function utilization(vertex: VertexView): number | null {
+  if (vertex.kind === 'subscription') return vertex.maxCores > 0 ? vertex.cores / vertex.maxCores : null;
+  const shares: number[] = [];
+  if (vertex.maxCores > 0) shares.push(vertex.cores / vertex.maxCores);
+  if (vertex.maxGpus > 0) shares.push(vertex.gpus / vertex.maxGpus);
+  return shares.length === 0 ? null : Math.max(...shares);
+}
+
+function isOverCap(vertex: VertexView): boolean {
+  if (vertex.kind === 'subscription') return vertex.cores > vertex.maxCores;
+  return (
+    (vertex.maxCores > 0 && vertex.cores > vertex.maxCores) ||
+    (vertex.maxGpus > 0 && vertex.gpus > vertex.maxGpus)
+  );
+}
+
+function sortStates(rows: VertexState[], sort: NonNullable<StateQuery['sort']>): void {
+  const label = (row: VertexState) => `${row.show_name ?? row.show ?? ''}/${row.name ?? row.key}`;
+  if (sort === 'name') rows.sort((a, b) => label(a).localeCompare(label(b)));
+  else if (sort === 'cores') rows.sort((a, b) => b.cores - a.cores || label(a).localeCompare(label(b)));
+  else rows.sort((a, b) => (b.utilization ?? -1) - (a.utilization ?? -1) || b.cores - a.cores);
+}
+
+function isoOrNull(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
