@@ -13,6 +13,7 @@ import type { BookingRequest, DriftReport, LimitChange, VertexKind } from '../co
 import { VERTEX_KINDS } from '../core/types.js';
 import type { VertexView } from '../core/vertex.js';
 import { capRows, managedShows, readAccounting, type NamedCapRows, type ShowRow } from '../db/queries.js';
+import { seedStore } from './seed.js';
 import { rewriteAccountingTables } from '../db/rewrite.js';
 import type { Metrics } from '../observability/metrics.js';
 import { LeaseBook } from './leases.js';
@@ -223,11 +224,8 @@ export class AccountingService implements BookingService {
   private async bootstrap(): Promise<void> {
     const started = performance.now();
     const shows = await managedShows(this.pool);
-    const ids = shows.map((show) => show.id);
-    const caps = await capRows(this.pool, ids);
-    this.applyCaps(caps, { authoritativeShows: new Set(ids) }, this.limitSeq);
-    const { booked } = await readAccounting(this.pool, ids);
-    this.store.seedShowBooked(buildSnapshot(booked, caps, this.config.coreMultiplier));
+    const { caps } = await seedStore(this.pool, this.store, shows, this.config.coreMultiplier);
+    this.rememberNames(caps);
     for (const show of shows) this.publish(show);
     this.seeded = true;
     this.updateReady();

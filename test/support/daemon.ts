@@ -1,0 +1,103 @@
+/**
+ * Start the real daemon (`cueacct serve`, the built CLI) as a child process against a
+ * harness database, and talk to it. `npm test` builds first; when running vitest by hand,
+ * run `npm run build` before.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI = path.join(ROOT, 'bin', 'run.js');
+
+export interface Daemon {
+  /** Base URL, e.g. http://127.0.0.1:41234 (or unix:/path for --socket). */
+  url: string;
+  process: ChildProcess;
+  pid: number;
+  /** Everything the daemon wrote so far (JSON log lines). */
+  output(): string;
+  /** Send a signal and wait for the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the exit code when the process ends. */
+  exited: Promise<number | null>;
+}
+
+export interface DaemonOptions {
+  databaseUrl: string;
+  /** Extra flags; `--listen 127.0.0.1:0` is added unless --listen or --socket is given. */
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Wait for the "listening" log line (default), or only for the process to start. */
+  waitForListening?: boolean;
+  timeoutMs?: number;
+}
+
+/** Spawn `cueacct serve` and resolve once it logs the address it listens on. */
+export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+  const args = ['serve', '--database-url', options.databaseUrl, ...(options.args ?? [])];
+  if (!args.includes('--listen') && !args.includes('--socket')) args.push('--listen', '127.0.0.1:0');
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, CUEACCT_LOG_LEVEL: 'debug', ...options.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+
+  const daemon: Daemon = {
+    url: '',
+    process: child,
+    pid: child.pid!,
+    output: () => output,
+    exited,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  if (options.waitForListening === false) return daemon;
+
+  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+  for (;;) {
+    const match = /"msg":"listening"[^\n]*"address":"([^"]+)"/.exec(output);
+    if (match) {
+      daemon.url = match[1]!;
+      return daemon;
+    }
+    if (child.exitCode !== null)
+      throw new Error(`daemon exited ${child.exitCode} before listening:\n${output}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`daemon did not listen in time:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** JSON request to the daemon (TCP only). */
+export async function api(
+  daemon: Pick<Daemon, 'url'>,
+  method: string,
+  urlPath: string,
+  body?: unknown,
+  token?: string,
+): Promise<{ status: number; body: any }> {
+  const response = await fetch(`${daemon.url}${urlPath}`, {
+    method,
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // Prometheus text and the like stay strings.
+  }
+  return { status: response.status, body: parsed };
+}
