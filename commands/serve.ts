@@ -1,7 +1,19 @@
 import { Flags } from '@oclif/core';
 
 import { BaseCommand } from '../src/cli/base-command.js';
-import { DEFAULT_LISTEN, databaseFlags, listenFlag, secondsFlag, tokenFlag } from '../src/cli/flags.js';
+import { resolveDatabaseConfig } from '../src/cli/database-config.js';
+import { unreachableError, usageError } from '../src/cli/errors.js';
+import {
+  DEFAULT_LISTEN,
+  databaseFlags,
+  listenFlag,
+  parseListenAddress,
+  secondsFlag,
+  tokenFlag,
+} from '../src/cli/flags.js';
+import { Daemon, ListenError, LockHeldError } from '../src/daemon/daemon.js';
+import { createLogger } from '../src/observability/logger.js';
+import { DEFAULT_SERVICE_CONFIG } from '../src/service/service.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
@@ -58,7 +70,8 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
       'Require this bearer token on every path but /healthz (prefer the environment variable).',
     ),
     lease: secondsFlag({
-      summary: 'Lease of an unconfirmed booking: rolled back if not confirmed within this many seconds.',
+      summary:
+        'Lease of an applied booking: if neither confirmed nor rolled back within this many seconds, it is settled as confirmed.',
       default: 120,
       min: 1,
       env: 'CUEACCT_LEASE',
@@ -127,7 +140,51 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
   };
 
   override async run(): Promise<void> {
-    await this.parse(Serve);
-    this.notAvailable();
+    const { flags } = await this.parse(Serve);
+    const logger = createLogger({ level: flags['log-level'], name: 'cueacct' });
+    const database = resolveDatabaseConfig({ flag: flags['database-url'] });
+    const daemon = new Daemon({
+      target: { ...(database.url === undefined ? {} : { url: database.url }), options: database.options },
+      databaseDescription: database.describe,
+      listen: flags.socket === undefined ? parseListenAddress(flags.listen) : { socket: flags.socket },
+      ...(flags.token === undefined ? {} : { token: flags.token }),
+      service: {
+        ...DEFAULT_SERVICE_CONFIG,
+        version: this.config.version,
+        coreMultiplier: flags['core-multiplier'],
+        leaseMs: flags.lease * 1000,
+        recomputeIntervalMs: flags['recompute-interval'] * 1000,
+        reseedIntervalMs: flags['reseed-interval'] * 1000,
+        showsIntervalMs: flags['shows-interval'] * 1000,
+      },
+      poolSize: flags['pool-size'],
+      standby: flags.standby,
+      logger,
+    });
+    const stopped = new Promise<void>((resolve) => {
+      const shutdown = (signal: NodeJS.Signals) => {
+        logger.info({ signal }, 'signal received');
+        daemon.stop().then(resolve, resolve);
+      };
+      process.once('SIGTERM', shutdown);
+      process.once('SIGINT', shutdown);
+    });
+    try {
+      await daemon.start();
+    } catch (error) {
+      await daemon.stop();
+      if (error instanceof LockHeldError) throw unreachableError(error.message);
+      if (error instanceof ListenError) throw usageError(error.message);
+      throw unreachableError(`cannot reach the database at ${database.describe}: ${describeError(error)}`);
+    }
+    await stopped;
   }
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as Error & { code?: string }).code;
+    return code !== undefined && !error.message.includes(code) ? `${code} ${error.message}` : error.message;
+  }
+  return String(error);
 }

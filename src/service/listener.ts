@@ -169,7 +169,7 @@ export class Listener {
   }
 
   private onNotify(channel: string, payload: string): void {
-    this.lastNotificationAt = Date.now();
+    if (channel !== FENCE_CHANNEL) this.lastNotificationAt = Date.now();
     switch (channel) {
       case RELEASE_CHANNEL:
         return this.dispatch(channel, parseRelease(payload), payload, (message) => {

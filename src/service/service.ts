@@ -145,25 +145,22 @@ export class AccountingService implements BookingService {
 
   // ---- bookings -------------------------------------------------------------------------
 
+  /** Outcomes are counted in Prometheus by the HTTP layer, per request, in one place. */
   book(request: BookingRequest): BookResult {
     if (!this.ready) {
-      this.metrics.bookings.inc({ result: 'not_ready', table: '' });
       return { error: 'not_ready' };
     }
     if (!this.managed.has(request.show)) {
       this.counters.not_managed++;
-      this.metrics.bookings.inc({ result: 'not_managed', table: '' });
       return { result: 'not_managed' };
     }
     const outcome = this.store.book(request);
     if (outcome.result === 'limit_exceeded') {
       this.counters.rejected++;
-      this.metrics.bookings.inc({ result: 'limit_exceeded', table: outcome.table });
       return outcome;
     }
     const lease = this.leases.add(outcome, Date.now());
     this.counters.applied++;
-    this.metrics.bookings.inc({ result: 'applied', table: '' });
     this.metrics.inflight.set(this.store.inflightCount);
     return {
       result: 'applied',

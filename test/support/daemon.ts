@@ -61,9 +61,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
   for (;;) {
-    const match = /"msg":"listening"[^\n]*"address":"([^"]+)"/.exec(output);
-    if (match) {
-      daemon.url = match[1]!;
+    const address = listeningAddress(output);
+    if (address !== undefined) {
+      daemon.url = address;
       return daemon;
     }
     if (child.exitCode !== null)
@@ -74,6 +74,18 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+function listeningAddress(output: string): string | undefined {
+  for (const line of output.split('\n')) {
+    if (!line.includes('"msg":"listening"')) continue;
+    try {
+      return (JSON.parse(line) as { address: string }).address;
+    } catch {
+      // a partial line: wait for the rest
+    }
+  }
+  return undefined;
 }
 
 /** JSON request to the daemon (TCP only). */
