@@ -1,7 +1,15 @@
 import { Flags } from '@oclif/core';
 
+import type { StateResponse, StatusResponse } from '../src/api/types.js';
 import { BaseCommand } from '../src/cli/base-command.js';
+import { DaemonClient } from '../src/cli/daemon-client.js';
 import { daemonFlags, jsonFlag, secondsFlag, showFlag } from '../src/cli/flags.js';
+import type { VertexKind } from '../src/core/types.js';
+import { renderPlainFrame } from '../src/tui/plain.js';
+import type { SortOrder } from '../src/tui/view-model.js';
+
+/** A hung daemon must show as unreachable, not freeze the display. */
+const FETCH_TIMEOUT_MS = 3_000;
 
 export const VERTICES = ['subscription', 'folder', 'job'] as const;
 export const SORTS = ['utilization', 'name'] as const;
@@ -51,7 +59,55 @@ as JSON once (implies --once).`;
   };
 
   override async run(): Promise<void> {
-    await this.parse(Inspect);
-    this.notAvailable();
+    const { flags } = await this.parse(Inspect);
+    const client = new DaemonClient({
+      url: flags.daemon,
+      ...(flags.token === undefined ? {} : { token: flags.token }),
+      timeoutMs: FETCH_TIMEOUT_MS,
+    });
+    const vertex = flags.vertex as VertexKind;
+    const sort = flags.sort as SortOrder;
+    const fetchSnapshot = async (query: { vertex: VertexKind } = { vertex }) => {
+      const [status, state] = await Promise.all([
+        client.status() as Promise<unknown> as Promise<StatusResponse>,
+        client.state({ vertex: query.vertex }) as Promise<StateResponse>,
+      ]);
+      return { status, state };
+    };
+    try {
+      if (flags.json) {
+        const { status, state } = await fetchSnapshot();
+        this.printJson({
+          status,
+          state: flags.show === undefined ? state : await client.state({ vertex, show: flags.show }),
+        });
+        return;
+      }
+      if (flags.once || !process.stdout.isTTY) {
+        const { status, state } = await fetchSnapshot();
+        process.stdout.write(
+          renderPlainFrame(status, state, {
+            vertex,
+            sort,
+            ...(flags.show === undefined ? {} : { show: flags.show }),
+            color: Boolean(process.stdout.isTTY),
+            columns: process.stdout.columns || 100,
+          }),
+        );
+        return;
+      }
+      // Ink and React load only here, so every other command starts fast.
+      const { runInspect } = await import('../src/tui/app.js');
+      await runInspect({
+        fetchSnapshot,
+        intervalMs: flags.interval * 1000,
+        vertex,
+        sort,
+        ...(flags.show === undefined ? {} : { show: flags.show }),
+        daemon: client.describe,
+      });
+    } finally {
+      client.close();
+    }
   }
 }
