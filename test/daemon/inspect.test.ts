@@ -48,7 +48,7 @@ describe('cueacct inspect', () => {
     expect(stdout).toMatch(/ready yes · lock yes · listener yes/);
     expect(stdout).toMatch(/hero-comp\s+inspect-show\s+4\/4/);
     expect(stdout).toContain('OVER');
-    expect(stdout).not.toMatch(/\u001b\[/); // no ANSI colour when not a TTY
+    expect(stdout).not.toContain(String.fromCharCode(27)); // no ANSI colour when not a TTY
   });
 
   it('--json prints the status and the state', async () => {
