@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
-import { startEmbeddedCluster } from '../support/embedded-cluster.js';
+import { startCluster as startEmbeddedCluster } from '../../src/embedded/cluster.js';
 
 describe('embedded cluster (the fallback when no server answers)', () => {
   it('starts on a free port, answers queries, and leaves nothing behind when stopped', async () => {

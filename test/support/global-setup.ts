@@ -1,6 +1,6 @@
 import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
-import { startEmbeddedCluster } from './embedded-cluster.js';
+import { startCluster as startEmbeddedCluster } from '../../src/embedded/cluster.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -1,0 +1,21 @@
+/**
+ * Entry point of the single executable (`npm run package` → dist/cueacct; see docs/packaging.md).
+ * bin/build-sea.mjs bundles this file with esbuild into one CommonJS script for Node's SEA.
+ *
+ * Inside the executable nothing can be loaded from disk (`require` only loads built-ins, and
+ * there is no package.json or node_modules), so the package.json data is compiled in by the
+ * bundler (`__CUEACCT_PJSON__`) and the command map is handed to oclif directly (runCli).
+ * The bundle's banner sets OCLIF_DISABLE_ENGINE_WARNING before oclif is evaluated.
+ *
+ * Compiled by `npm run build` for type checking only; not runnable outside the bundle.
+ */
+import { dirname } from 'node:path';
+import type { Interfaces } from '@oclif/core';
+
+import { commands } from '../../commands/index.js';
+import { runCli } from '../cli/main.js';
+
+declare const __CUEACCT_PJSON__: Interfaces.PJSON;
+
+// oclif wants a root directory; nothing is read from it (pjson and commands are given).
+void runCli({ root: dirname(process.execPath), pjson: __CUEACCT_PJSON__, commands });
