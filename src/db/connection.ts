@@ -24,7 +24,15 @@ export function openPool(target: ConnectionTarget, max: number, applicationName 
   return open(target, { max, connection: { application_name: applicationName } });
 }
 
-/** One session for as long as the process lives (no idle or lifetime recycling). */
+/**
+ * One session for as long as the process lives (no idle or lifetime recycling).
+ *
+ * `fetch_types: false`: these sessions (the listener, the N=1 lock) send only scalar
+ * parameters, and postgres.js 3.4.9 runs its array-type fetch on every (re)connect as a
+ * promise nobody awaits: a backend terminated in that window (`pg_terminate_backend`, a
+ * database restart) becomes an unhandled rejection that ends the process. Without the fetch
+ * there is no such window.
+ */
 export function openSession(
   target: ConnectionTarget,
   applicationName: string,
@@ -34,6 +42,7 @@ export function openSession(
     max: 1,
     idle_timeout: 0,
     max_lifetime: null,
+    fetch_types: false,
     connection: { application_name: applicationName },
     ...(hooks as object),
   });

@@ -4,10 +4,19 @@
  * run `npm run build` before.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The repository root: the nearest directory holding package.json (from test/support or build/test/support). */
+function findRoot(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(from, '../..');
+  }
+}
+
+const ROOT = findRoot(path.dirname(fileURLToPath(import.meta.url)));
 export const CLI = path.join(ROOT, 'bin', 'run.js');
 
 export interface Daemon {
