@@ -25,10 +25,13 @@ export class Metrics {
     help: 'In-flight bookings whose lease expired and were settled as a confirm.',
     registers: [this.registry],
   });
-  readonly inflight = new Gauge({
+  /** Read at scrape time rather than set on every booking (it is on the hot path). */
+  inflightSource: () => number = () => 0;
+  readonly inflight: Gauge = new Gauge({
     name: 'cueacct_inflight_bookings',
     help: 'Applied bookings not yet confirmed, rolled back or expired.',
     registers: [this.registry],
+    collect: (): void => this.inflight.set(this.inflightSource()),
   });
   readonly releasesApplied = new Counter({
     name: 'cueacct_releases_applied_total',

@@ -82,6 +82,8 @@ export class AccountingService implements BookingService {
   private readonly startedAt = Date.now();
   private leaseTimer: NodeJS.Timeout | undefined;
   private readonly counters = { applied: 0, rejected: 0, not_managed: 0, lease_expired: 0 };
+  /** Bookings in the same millisecond share one formatted expiry (formatting dominates a batch). */
+  private lastExpiry = { ms: Number.NaN, text: '' };
 
   constructor(
     private readonly pool: Sql,
@@ -91,6 +93,7 @@ export class AccountingService implements BookingService {
     private readonly metrics: Metrics,
   ) {
     this.leases = new LeaseBook(config.leaseMs);
+    metrics.inflightSource = () => this.store.inflightCount;
     this.listener = new Listener(
       connectListener,
       this.listenerHandlers(),
@@ -161,12 +164,16 @@ export class AccountingService implements BookingService {
     }
     const lease = this.leases.add(outcome, Date.now());
     this.counters.applied++;
-    this.metrics.inflight.set(this.store.inflightCount);
     return {
       result: 'applied',
       booking: lease.id,
-      lease_expires_at: new Date(lease.expiresAt).toISOString(),
+      lease_expires_at: this.expiryText(lease.expiresAt),
     };
+  }
+
+  private expiryText(ms: number): string {
+    if (ms !== this.lastExpiry.ms) this.lastExpiry = { ms, text: new Date(ms).toISOString() };
+    return this.lastExpiry.text;
   }
 
   /** Settles whatever the show's state: a booking applied before a flip still ends. */
@@ -176,7 +183,6 @@ export class AccountingService implements BookingService {
     if ('expired' in taken) return { error: 'lease_expired' };
     this.store.confirm(taken.lease.booking);
     this.metrics.settlements.inc({ how: 'confirmed' });
-    this.metrics.inflight.set(this.store.inflightCount);
     return { result: 'confirmed' };
   }
 
@@ -186,7 +192,6 @@ export class AccountingService implements BookingService {
     if ('expired' in taken) return { error: 'lease_expired' };
     this.store.rollback(taken.lease.booking);
     this.metrics.settlements.inc({ how: 'rolled_back' });
-    this.metrics.inflight.set(this.store.inflightCount);
     return { result: 'rolled_back' };
   }
 
@@ -197,8 +202,7 @@ export class AccountingService implements BookingService {
       this.counters.lease_expired += expired;
       this.metrics.leaseExpired.inc(expired);
       this.metrics.settlements.inc({ how: 'lease_expired' }, expired);
-      this.metrics.inflight.set(this.store.inflightCount);
-      this.logger.warn({ expired }, 'booking leases expired; settled as confirmed');
+        this.logger.warn({ expired }, 'booking leases expired; settled as confirmed');
     }
     return expired;
   }

@@ -100,6 +100,8 @@ describe('cueacct serve', () => {
       'unknown_booking',
       'not_managed',
     ]);
+    // The batch's first booking is still in flight: the gauge is read at scrape time.
+    expect((await api(daemon, 'GET', '/metrics')).body).toMatch(/^cueacct_inflight_bookings 1$/m);
   });
 
   it('answers 400 naming the field, 401 without the token, 404, 413', async () => {
