@@ -12,6 +12,7 @@ import {
   tokenFlag,
 } from '../src/cli/flags.js';
 import { Daemon, ListenError, LockHeldError } from '../src/daemon/daemon.js';
+import { isConfigurationError } from '../src/db/errors.js';
 import { createLogger } from '../src/observability/logger.js';
 import { DEFAULT_SERVICE_CONFIG } from '../src/service/service.js';
 
@@ -186,6 +187,9 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
         await daemon.stop();
         if (error instanceof LockHeldError) throw unreachableError(error.message);
         if (error instanceof ListenError) throw usageError(error.message);
+        if (isConfigurationError(error)) {
+          throw usageError(`the database at ${database.describe} cannot be used: ${describeError(error)}`);
+        }
         throw unreachableError(`cannot reach the database at ${database.describe}: ${describeError(error)}`);
       }
       await stopped;

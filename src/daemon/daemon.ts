@@ -11,6 +11,7 @@
 import type { Logger } from 'pino';
 import type { Sql } from 'postgres';
 import { listenerConnector, openPool, type ConnectionTarget } from '../db/connection.js';
+import { isConfigurationError } from '../db/errors.js';
 import { createHttpServer, type HttpServer, type ListenTarget } from '../http/server.js';
 import { Metrics } from '../observability/metrics.js';
 import { AccountingService, type ServiceConfig } from '../service/service.js';
@@ -111,12 +112,13 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    const held = this.lock.held;
     this.config.logger.info('shutting down');
     await this.http?.close(this.config.shutdownDeadlineMs ?? 10_000);
     await this.service?.stop();
     await this.lock.release();
     await this.pool?.end({ timeout: 2 });
-    this.config.logger.info('stopped; lock released');
+    this.config.logger.info(held ? 'stopped; lock released' : 'stopped');
   }
 
   private async waitForLock(): Promise<void> {
@@ -141,6 +143,8 @@ export class Daemon {
         await this.service!.start();
         return;
       } catch (error) {
+        // A database without the Cuebot schema or without rights will not heal by itself.
+        if (isConfigurationError(error)) throw error;
         this.config.logger.warn({ err: String(error), attempt }, 'bootstrap failed; retrying');
         await delay(Math.min(RETRY_MS * attempt, 10_000));
       }

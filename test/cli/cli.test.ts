@@ -123,14 +123,6 @@ describe.each(COMMANDS)('cueacct %s', (name) => {
     expect(r.stdout).toContain('EXAMPLES');
     expect(r.stdout).toContain('DESCRIPTION');
   });
-
-  it('is not available yet: exit 2 with one line', async () => {
-    const args = name === 'flip-show' ? [name, 'testshow', '--to', 'scheduler'] : [name];
-    const r = await run(args);
-    expect(r.code).toBe(2);
-    expect(r.stdout).toBe('');
-    expect(r.stderr).toBe(`cueacct ${name}: not available yet in this build\n`);
-  });
 });
 
 describe('usage errors: exit 2, one line, no stack', () => {
@@ -195,10 +187,20 @@ describe('usage errors: exit 2, one line, no stack', () => {
 
 describe('--verbose', () => {
   it('adds the detail (stack) after the one-line message', async () => {
-    const r = await run(['serve', '--verbose']);
-    expect(r.code).toBe(2);
+    const r = await run([
+      'serve',
+      '--database-url',
+      'postgres://nobody:pw@127.0.0.1:1/none',
+      '--listen',
+      '127.0.0.1:0',
+      '--verbose',
+    ]);
+    expect(r.code).toBe(3);
     const [first, ...rest] = r.stderr.split('\n');
-    expect(first).toBe('cueacct serve: not available yet in this build');
+    expect(first).toMatch(
+      /^cueacct serve: cannot reach the database at postgres:\/\/nobody:\*\*\*@127\.0\.0\.1:1\/none .*ECONNREFUSED/,
+    );
     expect(rest.join('\n')).toMatch(/^\s+at /m);
+    expect(r.stderr).not.toContain(':pw@');
   });
 });

@@ -2,7 +2,7 @@
  * The real daemon process (`cueacct serve`, built CLI) against a real PostgreSQL, driven
  * over HTTP: the booking lifecycle, readiness, the N=1 lock, shutdown and metrics.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createProc } from '../../src/db/fixtures.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../support/db.js';
 import { api, startDaemon, type Daemon } from '../support/daemon.js';
@@ -169,6 +169,13 @@ describe('cueacct serve', () => {
       message: 'lock re-acquired',
     });
     expect((await api(daemon, 'GET', '/v1/status')).body.lock_held).toBe(true);
+  });
+
+  it('exits 2 at once on a database without the Cuebot schema (no endless retry)', async () => {
+    const daemon = await startDaemon({ databaseUrl: inject('adminUrl'), waitForListening: false });
+    daemons.push(daemon);
+    expect(await daemon.exited).toBe(2);
+    expect(daemon.output()).toMatch(/cannot be used: 42P01 relation "show" does not exist/);
   });
 
   it('shuts down cleanly on SIGTERM and releases the lock', async () => {

@@ -1,0 +1,17 @@
+/**
+ * PostgreSQL errors that retrying cannot fix: wrong credentials, a database that does not
+ * exist, or a database without the Cuebot tables and columns this service reads.
+ */
+const CONFIGURATION_SQLSTATES = new Set([
+  '28000', // invalid_authorization_specification
+  '28P01', // invalid_password
+  '3D000', // invalid_catalog_name: the database does not exist
+  '42P01', // undefined_table
+  '42703', // undefined_column
+  '42501', // insufficient_privilege
+]);
+
+export function isConfigurationError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && CONFIGURATION_SQLSTATES.has(code);
+}
