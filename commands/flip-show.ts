@@ -8,12 +8,18 @@ export const FLIP_TARGETS = ['scheduler', 'cuebot'] as const;
 export default class FlipShow extends BaseCommand {
   static override summary = 'Make a show scheduler-managed (--to scheduler) or hand it back (--to cuebot).';
 
-  static override description = `Shows the show's current usage versus caps first, then asks for confirmation (--yes skips it).
+  static override description = `Shows the show's current usage versus caps first (what the daemon loads and enforces) and what \
+will change, then asks for confirmation on a terminal (--yes skips it; without a terminal --yes is required).
 
-Flipping back to cuebot first rewrites that show's PostgreSQL accounting tables from SUM(proc), so the legacy \
-path resumes on exact numbers.
+The flip is one transaction: show.b_scheduler_managed is set with pg_notify('acct_managed_change', …) so a running \
+daemon picks it up at once. Flipping back to cuebot first rewrites that show's PostgreSQL accounting tables from \
+SUM(proc) in the same transaction, so the legacy path resumes on exact numbers.
 
---wait waits until the daemon reports the flip published (at most --timeout seconds).`;
+--wait waits until the daemon reports the flip published (at most --timeout seconds) and says how long it took.
+
+Exit codes: 0 flipped (or nothing to change), 1 the daemon did not publish the flip in time or the flip was \
+cancelled, 2 usage or configuration error (unknown show, no terminal to confirm on), 3 database or daemon \
+unreachable.`;
 
   static override examples = [
     {
@@ -46,11 +52,41 @@ path resumes on exact numbers.
     yes: Flags.boolean({ char: 'y', summary: 'Do not ask for confirmation.', default: false }),
     wait: Flags.boolean({ summary: 'Wait until the daemon reports the flip published.', default: false }),
     timeout: secondsFlag({ summary: 'How long --wait waits, in seconds.', default: 60, min: 1 }),
+    'core-multiplier': Flags.integer({
+      summary: 'Core units per core in the database (OpenCue stores cores x 100).',
+      default: 100,
+      min: 1,
+      env: 'CUEACCT_CORE_MULTIPLIER',
+    }),
     json: jsonFlag,
   };
 
   override async run(): Promise<void> {
-    await this.parse(FlipShow);
-    this.notAvailable();
+    const { args, flags } = await this.parse(FlipShow);
+    const [{ flipShow }, { askYesNo }] = await Promise.all([
+      import('../src/ops/flip.js'),
+      import('../src/ops/prompt.js'),
+    ]);
+    const result = await flipShow(
+      {
+        databaseUrl: flags['database-url'],
+        show: args.show,
+        to: flags.to as (typeof FLIP_TARGETS)[number],
+        dryRun: flags['dry-run'],
+        yes: flags.yes,
+        wait: flags.wait,
+        timeoutMs: flags.timeout * 1000,
+        daemonUrl: flags.daemon,
+        token: flags.token,
+        multiplier: flags['core-multiplier'],
+      },
+      {
+        print: (text) => {
+          if (!flags.json) this.log(text);
+        },
+        confirm: askYesNo,
+      },
+    );
+    if (flags.json) this.printJson(result);
   }
 }

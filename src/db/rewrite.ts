@@ -14,6 +14,11 @@ import type { Sql } from 'postgres';
 import pLimit from 'p-limit';
 
 export type RewriteScope = { kind: 'managed' } | { kind: 'show'; show: string };
+/**
+ * What the expected values can be computed for: a rewrite scope, or every show (the read-only
+ * audit of `cueacct recompute --all-shows`; never a rewrite).
+ */
+export type TargetScope = RewriteScope | { kind: 'all' };
 
 export type AccountingTable =
   'subscription' | 'folder_resource' | 'job_resource' | 'layer_resource' | 'point';
@@ -30,12 +35,13 @@ export type RewriteReport = Record<AccountingTable, number>;
 
 type Tx = Sql;
 
-function scopeCondition(sql: Tx, scope: RewriteScope) {
+function scopeCondition(sql: Tx, scope: TargetScope) {
+  if (scope.kind === 'all') return sql`true`;
   return scope.kind === 'managed' ? sql`s.b_scheduler_managed` : sql`s.pk_show = ${scope.show}`;
 }
 
 /** Accounted procs of shows in scope, with the keys each table groups by. */
-function liveProcs(sql: Tx, scope: RewriteScope) {
+export function liveProcs(sql: Tx, scope: TargetScope) {
   return sql`
     SELECT p.int_cores_reserved AS cores, p.int_gpus_reserved AS gpus, p.pk_layer,
            j.pk_job, j.pk_show, j.pk_folder, j.pk_dept, h.pk_alloc
@@ -46,17 +52,63 @@ function liveProcs(sql: Tx, scope: RewriteScope) {
     WHERE NOT p.b_local AND j.str_state <> 'FINISHED' AND ${scopeCondition(sql, scope)}`;
 }
 
-async function rewriteSubscriptions(tx: Tx, scope: RewriteScope): Promise<number> {
-  const changed = await tx<{ pk: string }[]>`
-    WITH live AS (${liveProcs(tx, scope)}),
-    target AS (
+/**
+ * The expected accounting values of one table's rows in scope, from `SUM(proc)` (the CTE
+ * named `live`, see {@link liveProcs}, must be in the same query): `pk`, `cores`
+ * (centicores), `gpus`. The rewrite writes exactly these; the audit compares with them.
+ */
+export function targetRows(sql: Tx, table: AccountingTable, scope: TargetScope) {
+  switch (table) {
+    case 'subscription':
+      return sql`
       SELECT sb.pk_subscription AS pk, COALESCE(SUM(l.cores), 0) AS cores, COALESCE(SUM(l.gpus), 0) AS gpus
       FROM subscription sb
       JOIN show s ON s.pk_show = sb.pk_show
       LEFT JOIN live l ON l.pk_show = sb.pk_show AND l.pk_alloc = sb.pk_alloc
-      WHERE ${scopeCondition(tx, scope)}
-      GROUP BY sb.pk_subscription
-    )
+      WHERE ${scopeCondition(sql, scope)}
+      GROUP BY sb.pk_subscription`;
+    case 'folder_resource':
+      return sql`
+      SELECT r.pk_folder_resource AS pk, COALESCE(SUM(l.cores), 0) AS cores, COALESCE(SUM(l.gpus), 0) AS gpus
+      FROM folder_resource r
+      JOIN folder f ON f.pk_folder = r.pk_folder
+      JOIN show s ON s.pk_show = f.pk_show
+      LEFT JOIN live l ON l.pk_folder = r.pk_folder
+      WHERE ${scopeCondition(sql, scope)}
+      GROUP BY r.pk_folder_resource`;
+    case 'job_resource':
+      return sql`
+      SELECT r.pk_job_resource AS pk, COALESCE(SUM(l.cores), 0) AS cores, COALESCE(SUM(l.gpus), 0) AS gpus
+      FROM job_resource r
+      JOIN job j ON j.pk_job = r.pk_job
+      JOIN show s ON s.pk_show = j.pk_show
+      LEFT JOIN live l ON l.pk_job = r.pk_job
+      WHERE j.str_state <> 'FINISHED' AND ${scopeCondition(sql, scope)}
+      GROUP BY r.pk_job_resource`;
+    case 'layer_resource':
+      return sql`
+      SELECT r.pk_layer_resource AS pk, COALESCE(SUM(l.cores), 0) AS cores, COALESCE(SUM(l.gpus), 0) AS gpus
+      FROM layer_resource r
+      JOIN job j ON j.pk_job = r.pk_job
+      JOIN show s ON s.pk_show = j.pk_show
+      LEFT JOIN live l ON l.pk_layer = r.pk_layer
+      WHERE j.str_state <> 'FINISHED' AND ${scopeCondition(sql, scope)}
+      GROUP BY r.pk_layer_resource`;
+    case 'point':
+      return sql`
+      SELECT pt.pk_point AS pk, COALESCE(SUM(l.cores), 0) AS cores, COALESCE(SUM(l.gpus), 0) AS gpus
+      FROM point pt
+      JOIN show s ON s.pk_show = pt.pk_show
+      LEFT JOIN live l ON l.pk_show = pt.pk_show AND l.pk_dept = pt.pk_dept
+      WHERE ${scopeCondition(sql, scope)}
+      GROUP BY pt.pk_point`;
+  }
+}
+
+async function rewriteSubscriptions(tx: Tx, scope: RewriteScope): Promise<number> {
+  const changed = await tx<{ pk: string }[]>`
+    WITH live AS (${liveProcs(tx, scope)}),
+    target AS (${targetRows(tx, 'subscription', scope)})
     UPDATE subscription t
     SET int_cores = target.cores, int_gpus = target.gpus, int_burst = t.int_burst + 1
     FROM target
@@ -72,15 +124,7 @@ async function rewriteSubscriptions(tx: Tx, scope: RewriteScope): Promise<number
 async function rewriteJobs(tx: Tx, scope: RewriteScope): Promise<number> {
   const changed = await tx<{ pk: string }[]>`
     WITH live AS (${liveProcs(tx, scope)}),
-    target AS (
-      SELECT r.pk_job_resource AS pk, COALESCE(SUM(l.cores), 0) AS cores, COALESCE(SUM(l.gpus), 0) AS gpus
-      FROM job_resource r
-      JOIN job j ON j.pk_job = r.pk_job
-      JOIN show s ON s.pk_show = j.pk_show
-      LEFT JOIN live l ON l.pk_job = r.pk_job
-      WHERE j.str_state <> 'FINISHED' AND ${scopeCondition(tx, scope)}
-      GROUP BY r.pk_job_resource
-    )
+    target AS (${targetRows(tx, 'job_resource', scope)})
     UPDATE job_resource t
     SET int_cores = target.cores, int_gpus = target.gpus,
         int_max_cores = t.int_max_cores + 1, int_max_gpus = t.int_max_gpus + 1
@@ -97,15 +141,7 @@ async function rewriteJobs(tx: Tx, scope: RewriteScope): Promise<number> {
 async function rewriteFolders(tx: Tx, scope: RewriteScope): Promise<number> {
   const changed = await tx`
     WITH live AS (${liveProcs(tx, scope)}),
-    target AS (
-      SELECT r.pk_folder_resource AS pk, COALESCE(SUM(l.cores), 0) AS cores, COALESCE(SUM(l.gpus), 0) AS gpus
-      FROM folder_resource r
-      JOIN folder f ON f.pk_folder = r.pk_folder
-      JOIN show s ON s.pk_show = f.pk_show
-      LEFT JOIN live l ON l.pk_folder = r.pk_folder
-      WHERE ${scopeCondition(tx, scope)}
-      GROUP BY r.pk_folder_resource
-    )
+    target AS (${targetRows(tx, 'folder_resource', scope)})
     UPDATE folder_resource t SET int_cores = target.cores, int_gpus = target.gpus
     FROM target
     WHERE t.pk_folder_resource = target.pk AND (t.int_cores <> target.cores OR t.int_gpus <> target.gpus)`;
@@ -115,15 +151,7 @@ async function rewriteFolders(tx: Tx, scope: RewriteScope): Promise<number> {
 async function rewriteLayers(tx: Tx, scope: RewriteScope): Promise<number> {
   const changed = await tx`
     WITH live AS (${liveProcs(tx, scope)}),
-    target AS (
-      SELECT r.pk_layer_resource AS pk, COALESCE(SUM(l.cores), 0) AS cores, COALESCE(SUM(l.gpus), 0) AS gpus
-      FROM layer_resource r
-      JOIN job j ON j.pk_job = r.pk_job
-      JOIN show s ON s.pk_show = j.pk_show
-      LEFT JOIN live l ON l.pk_layer = r.pk_layer
-      WHERE j.str_state <> 'FINISHED' AND ${scopeCondition(tx, scope)}
-      GROUP BY r.pk_layer_resource
-    )
+    target AS (${targetRows(tx, 'layer_resource', scope)})
     UPDATE layer_resource t SET int_cores = target.cores, int_gpus = target.gpus
     FROM target
     WHERE t.pk_layer_resource = target.pk AND (t.int_cores <> target.cores OR t.int_gpus <> target.gpus)`;
@@ -133,14 +161,7 @@ async function rewriteLayers(tx: Tx, scope: RewriteScope): Promise<number> {
 async function rewritePoints(tx: Tx, scope: RewriteScope): Promise<number> {
   const changed = await tx`
     WITH live AS (${liveProcs(tx, scope)}),
-    target AS (
-      SELECT pt.pk_point AS pk, COALESCE(SUM(l.cores), 0) AS cores, COALESCE(SUM(l.gpus), 0) AS gpus
-      FROM point pt
-      JOIN show s ON s.pk_show = pt.pk_show
-      LEFT JOIN live l ON l.pk_show = pt.pk_show AND l.pk_dept = pt.pk_dept
-      WHERE ${scopeCondition(tx, scope)}
-      GROUP BY pt.pk_point
-    )
+    target AS (${targetRows(tx, 'point', scope)})
     UPDATE point t SET int_cores = target.cores, int_gpus = target.gpus
     FROM target
     WHERE t.pk_point = target.pk AND (t.int_cores <> target.cores OR t.int_gpus <> target.gpus)`;
