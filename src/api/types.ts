@@ -64,7 +64,8 @@ export interface StatusResponse {
   listener: {
     connected: boolean;
     reconnects: number;
-    applied: { release: number; limit_change: number; managed_change: number };
+    /** `probe`: `cueacct notify-test` probes received on the internal cueacct_probe channel. */
+    applied: { release: number; limit_change: number; managed_change: number; probe: number };
     dropped: number;
     last_notification_at: string | null;
   };

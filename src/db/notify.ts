@@ -18,6 +18,9 @@ import { capCoresFromCenticores } from '../core/units.js';
 /** Internal channel of the recompute fence (see docs/architecture.md). */
 export const FENCE_CHANNEL = 'cueacct_fence';
 
+/** Internal channel of `cueacct notify-test` probes: counted by the daemon, applied to nothing. */
+export const PROBE_CHANNEL = 'cueacct_probe';
+
 export interface ReleasedProc extends ReleaseMessage {
   layer: string;
   dept: string;

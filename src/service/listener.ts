@@ -24,9 +24,15 @@ import {
   type ParseResult,
   type ReleaseMessage,
 } from '../core/wire.js';
-import { FENCE_CHANNEL } from '../db/notify.js';
+import { FENCE_CHANNEL, PROBE_CHANNEL } from '../db/notify.js';
 
-export const LISTEN_CHANNELS = [RELEASE_CHANNEL, LIMIT_CHANGE_CHANNEL, MANAGED_CHANGE_CHANNEL, FENCE_CHANNEL];
+export const LISTEN_CHANNELS = [
+  RELEASE_CHANNEL,
+  LIMIT_CHANGE_CHANNEL,
+  MANAGED_CHANGE_CHANNEL,
+  FENCE_CHANNEL,
+  PROBE_CHANNEL,
+];
 
 export interface ListenerHandlers {
   release(message: ReleaseMessage): void;
@@ -65,7 +71,7 @@ export class Listener {
   private readonly fences = new Map<string, PendingFence>();
   private readonly fenceTag = randomBytes(4).toString('hex');
   private fenceSequence = 0;
-  readonly counts = { release: 0, limit_change: 0, managed_change: 0, dropped: 0, reconnects: 0 };
+  readonly counts = { release: 0, limit_change: 0, managed_change: 0, probe: 0, dropped: 0, reconnects: 0 };
   lastNotificationAt: number | null = null;
 
   constructor(
@@ -188,6 +194,9 @@ export class Listener {
         });
       case FENCE_CHANNEL:
         return this.settleFence(payload);
+      case PROBE_CHANNEL:
+        this.counts.probe++;
+        return;
     }
   }
 

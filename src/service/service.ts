@@ -202,7 +202,7 @@ export class AccountingService implements BookingService {
       this.counters.lease_expired += expired;
       this.metrics.leaseExpired.inc(expired);
       this.metrics.settlements.inc({ how: 'lease_expired' }, expired);
-        this.logger.warn({ expired }, 'booking leases expired; settled as confirmed');
+      this.logger.warn({ expired }, 'booking leases expired; settled as confirmed');
     }
     return expired;
   }
@@ -464,6 +464,7 @@ export class AccountingService implements BookingService {
           release: counts.release,
           limit_change: counts.limit_change,
           managed_change: counts.managed_change,
+          probe: counts.probe,
         },
         dropped: counts.dropped,
         last_notification_at: isoOrNull(this.listener.lastNotificationAt),

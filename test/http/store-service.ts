@@ -158,7 +158,7 @@ export class StoreBookingService implements BookingService {
       listener: {
         connected: true,
         reconnects: 0,
-        applied: { release: 0, limit_change: 0, managed_change: 0 },
+        applied: { release: 0, limit_change: 0, managed_change: 0, probe: 0 },
         dropped: 0,
         last_notification_at: null,
       },

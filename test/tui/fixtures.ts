@@ -13,7 +13,7 @@ export function makeStatus(overrides: Partial<StatusResponse> = {}): StatusRespo
     listener: {
       connected: true,
       reconnects: 0,
-      applied: { release: 10, limit_change: 1, managed_change: 0 },
+      applied: { release: 10, limit_change: 1, managed_change: 0, probe: 0 },
       dropped: 0,
       last_notification_at: new Date(NOW - 2_000).toISOString(),
     },
