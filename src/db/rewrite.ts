@@ -105,76 +105,37 @@ export function targetRows(sql: Tx, table: AccountingTable, scope: TargetScope) 
   }
 }
 
-async function rewriteSubscriptions(tx: Tx, scope: RewriteScope): Promise<number> {
-  const changed = await tx<{ pk: string }[]>`
-    WITH live AS (${liveProcs(tx, scope)}),
-    target AS (${targetRows(tx, 'subscription', scope)})
-    UPDATE subscription t
-    SET int_cores = target.cores, int_gpus = target.gpus, int_burst = t.int_burst + 1
-    FROM target
-    WHERE t.pk_subscription = target.pk AND (t.int_cores <> target.cores OR t.int_gpus <> target.gpus)
-    RETURNING t.pk_subscription AS pk`;
-  if (changed.length === 0) return 0;
-  await tx`
-    UPDATE subscription SET int_burst = int_burst - 1
-    WHERE pk_subscription = ANY(${changed.map((row) => row.pk)})`;
-  return changed.length;
-}
-
-async function rewriteJobs(tx: Tx, scope: RewriteScope): Promise<number> {
-  const changed = await tx<{ pk: string }[]>`
-    WITH live AS (${liveProcs(tx, scope)}),
-    target AS (${targetRows(tx, 'job_resource', scope)})
-    UPDATE job_resource t
-    SET int_cores = target.cores, int_gpus = target.gpus,
-        int_max_cores = t.int_max_cores + 1, int_max_gpus = t.int_max_gpus + 1
-    FROM target
-    WHERE t.pk_job_resource = target.pk AND (t.int_cores <> target.cores OR t.int_gpus <> target.gpus)
-    RETURNING t.pk_job_resource AS pk`;
-  if (changed.length === 0) return 0;
-  await tx`
-    UPDATE job_resource SET int_max_cores = int_max_cores - 1, int_max_gpus = int_max_gpus - 1
-    WHERE pk_job_resource = ANY(${changed.map((row) => row.pk)})`;
-  return changed.length;
-}
-
-async function rewriteFolders(tx: Tx, scope: RewriteScope): Promise<number> {
-  const changed = await tx`
-    WITH live AS (${liveProcs(tx, scope)}),
-    target AS (${targetRows(tx, 'folder_resource', scope)})
-    UPDATE folder_resource t SET int_cores = target.cores, int_gpus = target.gpus
-    FROM target
-    WHERE t.pk_folder_resource = target.pk AND (t.int_cores <> target.cores OR t.int_gpus <> target.gpus)`;
-  return changed.count;
-}
-
-async function rewriteLayers(tx: Tx, scope: RewriteScope): Promise<number> {
-  const changed = await tx`
-    WITH live AS (${liveProcs(tx, scope)}),
-    target AS (${targetRows(tx, 'layer_resource', scope)})
-    UPDATE layer_resource t SET int_cores = target.cores, int_gpus = target.gpus
-    FROM target
-    WHERE t.pk_layer_resource = target.pk AND (t.int_cores <> target.cores OR t.int_gpus <> target.gpus)`;
-  return changed.count;
-}
-
-async function rewritePoints(tx: Tx, scope: RewriteScope): Promise<number> {
-  const changed = await tx`
-    WITH live AS (${liveProcs(tx, scope)}),
-    target AS (${targetRows(tx, 'point', scope)})
-    UPDATE point t SET int_cores = target.cores, int_gpus = target.gpus
-    FROM target
-    WHERE t.pk_point = target.pk AND (t.int_cores <> target.cores OR t.int_gpus <> target.gpus)`;
-  return changed.count;
-}
-
-const REWRITERS: Record<AccountingTable, (tx: Tx, scope: RewriteScope) => Promise<number>> = {
-  subscription: rewriteSubscriptions,
-  folder_resource: rewriteFolders,
-  job_resource: rewriteJobs,
-  layer_resource: rewriteLayers,
-  point: rewritePoints,
+/**
+ * Each table's key, and the cap columns Cuebot's triggers compare `int_cores`/`int_gpus`
+ * with (bumped and restored around the rewrite). Constants only: safe to splice into SQL.
+ */
+const TABLES: Record<AccountingTable, { pk: string; caps: readonly string[] }> = {
+  subscription: { pk: 'pk_subscription', caps: ['int_burst'] },
+  folder_resource: { pk: 'pk_folder_resource', caps: [] },
+  job_resource: { pk: 'pk_job_resource', caps: ['int_max_cores', 'int_max_gpus'] },
+  layer_resource: { pk: 'pk_layer_resource', caps: [] },
+  point: { pk: 'pk_point', caps: [] },
 };
+
+async function rewriteTable(tx: Tx, table: AccountingTable, scope: RewriteScope): Promise<number> {
+  const { pk, caps } = TABLES[table];
+  const disarm = caps.map((cap) => `, ${cap} = t.${cap} + 1`).join('');
+  const changed = await tx<{ pk: string }[]>`
+    WITH live AS (${liveProcs(tx, scope)}),
+    target AS (${targetRows(tx, table, scope)})
+    UPDATE ${tx(table)} t
+    SET int_cores = target.cores, int_gpus = target.gpus ${tx.unsafe(disarm)}
+    FROM target
+    WHERE t.${tx(pk)} = target.pk AND (t.int_cores <> target.cores OR t.int_gpus <> target.gpus)
+    RETURNING t.${tx(pk)} AS pk`;
+  if (caps.length > 0 && changed.length > 0) {
+    const restore = caps.map((cap) => `${cap} = ${cap} - 1`).join(', ');
+    await tx`
+      UPDATE ${tx(table)} SET ${tx.unsafe(restore)}
+      WHERE ${tx(pk)} = ANY(${changed.map((row) => row.pk)})`;
+  }
+  return changed.length;
+}
 
 /**
  * Rewrite all five tables inside the caller's transaction (flip-show uses this so the
@@ -182,7 +143,7 @@ const REWRITERS: Record<AccountingTable, (tx: Tx, scope: RewriteScope) => Promis
  */
 export async function rewriteAccountingTablesIn(tx: Tx, scope: RewriteScope): Promise<RewriteReport> {
   const report = {} as RewriteReport;
-  for (const table of ACCOUNTING_TABLES) report[table] = await REWRITERS[table](tx, scope);
+  for (const table of ACCOUNTING_TABLES) report[table] = await rewriteTable(tx, table, scope);
   return report;
 }
 
@@ -198,7 +159,7 @@ export async function rewriteAccountingTables(
   const limit = pLimit(concurrency);
   const counts = await Promise.all(
     ACCOUNTING_TABLES.map((table) =>
-      limit(() => sql.begin((tx) => REWRITERS[table](tx as unknown as Tx, scope)) as Promise<number>),
+      limit(() => sql.begin((tx) => rewriteTable(tx as unknown as Tx, table, scope)) as Promise<number>),
     ),
   );
   const report = {} as RewriteReport;
