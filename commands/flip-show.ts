@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 
 import { BaseCommand } from '../src/cli/base-command.js';
-import { daemonFlags, databaseFlags, jsonFlag, secondsFlag } from '../src/cli/flags.js';
+import { daemonFlags, databaseFlags, jsonFlag, secondsFlag, coreMultiplierFlag } from '../src/cli/flags.js';
 
 export const FLIP_TARGETS = ['scheduler', 'cuebot'] as const;
 
@@ -52,12 +52,7 @@ unreachable.`;
     yes: Flags.boolean({ char: 'y', summary: 'Do not ask for confirmation.', default: false }),
     wait: Flags.boolean({ summary: 'Wait until the daemon reports the flip published.', default: false }),
     timeout: secondsFlag({ summary: 'How long --wait waits, in seconds.', default: 60, min: 1 }),
-    'core-multiplier': Flags.integer({
-      summary: 'Core units per core in the database (OpenCue stores cores x 100).',
-      default: 100,
-      min: 1,
-      env: 'CUEACCT_CORE_MULTIPLIER',
-    }),
+    'core-multiplier': coreMultiplierFlag,
     json: jsonFlag,
   };
 

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 
 import { BaseCommand } from '../src/cli/base-command.js';
-import { daemonFlags, databaseFlags, jsonFlag, showFlag } from '../src/cli/flags.js';
+import { daemonFlags, databaseFlags, jsonFlag, showFlag, coreMultiplierFlag } from '../src/cli/flags.js';
 
 export default class Recompute extends BaseCommand {
   static override summary = 'Audit the accounting tables against SUM(proc); exit 1 when drift is found.';
@@ -56,12 +56,7 @@ error (unknown show), 3 database or daemon unreachable.`;
       summary: 'Count the display lag of scheduler-managed shows as drift.',
       default: false,
     }),
-    'core-multiplier': Flags.integer({
-      summary: 'Core units per core in the database (OpenCue stores cores x 100).',
-      default: 100,
-      min: 1,
-      env: 'CUEACCT_CORE_MULTIPLIER',
-    }),
+    'core-multiplier': coreMultiplierFlag,
     json: jsonFlag,
   };
 

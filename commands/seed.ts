@@ -1,7 +1,12 @@
-import { Flags } from '@oclif/core';
-
 import { BaseCommand } from '../src/cli/base-command.js';
-import { daemonUrlFlag, databaseFlags, jsonFlag, showFlag, tokenFlag } from '../src/cli/flags.js';
+import {
+  daemonUrlFlag,
+  databaseFlags,
+  jsonFlag,
+  showFlag,
+  tokenFlag,
+  coreMultiplierFlag,
+} from '../src/cli/flags.js';
 
 export default class Seed extends BaseCommand {
   static override summary =
@@ -44,12 +49,7 @@ Exit codes: 0 done, 2 usage or configuration error (unknown show), 3 database or
       exclusive: ['show'],
     }),
     token: tokenFlag(),
-    'core-multiplier': Flags.integer({
-      summary: 'Core units per core in the database (OpenCue stores cores x 100).',
-      default: 100,
-      min: 1,
-      env: 'CUEACCT_CORE_MULTIPLIER',
-    }),
+    'core-multiplier': coreMultiplierFlag,
     json: jsonFlag,
   };
 

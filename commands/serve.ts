@@ -10,6 +10,7 @@ import {
   parseListenAddress,
   secondsFlag,
   tokenFlag,
+  coreMultiplierFlag,
 } from '../src/cli/flags.js';
 import { Daemon, ListenError, LockHeldError } from '../src/daemon/daemon.js';
 import { isConfigurationError } from '../src/db/errors.js';
@@ -95,12 +96,7 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
       min: 0.1,
       env: 'CUEACCT_SHOWS_INTERVAL',
     }),
-    'core-multiplier': Flags.integer({
-      summary: 'Core units per core in the database (OpenCue stores cores x 100).',
-      default: 100,
-      min: 1,
-      env: 'CUEACCT_CORE_MULTIPLIER',
-    }),
+    'core-multiplier': coreMultiplierFlag,
     standby: Flags.boolean({
       summary:
         'When another daemon holds the advisory lock, wait for it as a hot standby instead of exiting.',

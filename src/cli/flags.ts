@@ -132,3 +132,11 @@ export const daemonFlags = {
 export function showFlag(summary = 'Limit to one show, by name or id.', exclusive?: string[]) {
   return Flags.string({ summary, helpValue: '<name|id>', ...(exclusive ? { exclusive } : {}) });
 }
+
+/** Centicores per core in the database (`int_*cores*` columns); OpenCue stores cores x 100. */
+export const coreMultiplierFlag = Flags.integer({
+  summary: 'Core units per core in the database (OpenCue stores cores x 100).',
+  default: 100,
+  min: 1,
+  env: 'CUEACCT_CORE_MULTIPLIER',
+});
