@@ -97,7 +97,14 @@ const UNREACHABLE_CODES = new Set([
   'CONNECTION_CLOSED',
   'CONNECTION_ENDED',
   'CONNECTION_DESTROYED',
+  'ENOENT', // a unix socket path with nothing behind it
 ]);
+
+/** A socket or DNS failure: the database or daemon cannot be reached (exit 3). */
+export function isUnreachableError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && UNREACHABLE_CODES.has(code);
+}
 
 /** PostgreSQL SQLSTATEs that are configuration errors on our side. */
 const CONFIG_SQLSTATES: Record<string, string> = {

@@ -8,28 +8,12 @@ import type { Sql } from 'postgres';
 
 import { DaemonClient } from '../cli/daemon-client.js';
 import { resolveDatabaseConfig } from '../cli/database-config.js';
-import { CliError, unreachableError } from '../cli/errors.js';
+import { CliError, isUnreachableError, unreachableError } from '../cli/errors.js';
 import { ping } from '../db/audit-queries.js';
 import { openPool } from '../db/connection.js';
 
 /** Seconds to wait for a TCP connection when neither the URL nor PGCONNECT_TIMEOUT says. */
 const DEFAULT_CONNECT_TIMEOUT_S = 10;
-
-/** Error codes that mean the server could not be reached (postgres.js and Node). */
-const UNREACHABLE = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'CONNECT_TIMEOUT',
-  'CONNECTION_CLOSED',
-  'CONNECTION_ENDED',
-  'CONNECTION_DESTROYED',
-  'ENOENT',
-]);
 
 export interface Database {
   sql: Sql;
@@ -63,8 +47,8 @@ export async function openDatabase(flag: string | undefined, appName: string, ma
 /** Turn a connection failure into "cannot reach the database at …" (exit 3); other errors pass. */
 export function databaseError(error: unknown, describe: string): unknown {
   if (error instanceof CliError) return error;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && UNREACHABLE.has(code)) {
+  if (isUnreachableError(error)) {
+    const code = (error as { code: string }).code;
     return unreachableError(`cannot reach the database at ${describe}: ${code}`, { cause: error });
   }
   return error;
