@@ -335,16 +335,11 @@ function statusLine(s: {
   return [{ text: `refreshing every ${every}`, tone: 'dim' }];
 }
 
-export interface RunInspectOptions {
-  fetchSnapshot: FetchSnapshot;
-  /** Refresh period; default 1000 ms. */
-  intervalMs?: number;
-  vertex?: VertexKind;
-  sort?: SortOrder;
-  /** Initial show filter. */
-  show?: string;
-  /** Daemon address for messages. */
-  daemon?: string;
+/** The app's view options, plus where to draw and how to stop. */
+export interface RunInspectOptions extends Pick<
+  InspectAppProps,
+  'fetchSnapshot' | 'intervalMs' | 'vertex' | 'sort' | 'show' | 'daemon'
+> {
   stdout?: NodeJS.WriteStream;
   stdin?: NodeJS.ReadStream;
   /** Aborting ends the app like `q` does. */
@@ -363,29 +358,23 @@ export async function runInspect(options: RunInspectOptions): Promise<void> {
   const inputEnabled = Boolean(stdin.isTTY);
   if (options.signal?.aborted) return;
 
-  const appProps: InspectAppProps = { fetchSnapshot: options.fetchSnapshot, inputEnabled };
-  if (options.intervalMs !== undefined) appProps.intervalMs = options.intervalMs;
-  if (options.vertex !== undefined) appProps.vertex = options.vertex;
-  if (options.sort !== undefined) appProps.sort = options.sort;
-  if (options.show !== undefined) appProps.show = options.show;
-  if (options.daemon !== undefined) appProps.daemon = options.daemon;
-
-  const instance = render(<InspectApp {...appProps} />, {
+  const { stdout: _stdout, stdin: _stdin, signal, patchConsole, ...view } = options;
+  const instance = render(<InspectApp {...view} inputEnabled={inputEnabled} />, {
     stdout,
     stdin,
     // Ctrl-C is a key like `q` (handled by the app), so the terminal is restored the same way.
     exitOnCtrlC: false,
-    patchConsole: options.patchConsole ?? true,
+    patchConsole: patchConsole ?? true,
   });
   const stop = (): void => instance.unmount();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  options.signal?.addEventListener('abort', stop, { once: true });
+  signal?.addEventListener('abort', stop, { once: true });
   try {
     await instance.waitUntilExit();
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
-    options.signal?.removeEventListener('abort', stop);
+    signal?.removeEventListener('abort', stop);
   }
 }
