@@ -13,7 +13,9 @@ import {
   coreMultiplierFlag,
 } from '../src/cli/flags.js';
 import { Daemon, ListenError, LockHeldError } from '../src/daemon/daemon.js';
+import { startDemoLoad } from '../src/daemon/demo-load.js';
 import { isConfigurationError } from '../src/db/errors.js';
+import { guardPostgresTeardown } from '../src/db/teardown-guard.js';
 import { createLogger } from '../src/observability/logger.js';
 import { DEFAULT_SERVICE_CONFIG } from '../src/service/service.js';
 
@@ -115,6 +117,12 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
       env: 'CUEACCT_DATA_DIR',
       helpValue: '<path>',
     }),
+    'simulate-for': secondsFlag({
+      summary: 'With --simulate: how long the demo load runs before it stops by itself.',
+      default: 600,
+      min: 1,
+      env: 'CUEACCT_SIMULATE_FOR',
+    }),
     simulate: Flags.boolean({
       summary:
         'Also run a simulated scheduler that books, confirms and releases against the store (demo load).',
@@ -139,6 +147,10 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
   override async run(): Promise<void> {
     const { flags } = await this.parse(Serve);
     const logger = createLogger({ level: flags['log-level'], name: 'cueacct' });
+    // A database restart must not take the daemon down through a postgres.js teardown bug.
+    guardPostgresTeardown((kind, error) =>
+      logger.warn({ kind, err: String(error) }, 'postgres.js connection teardown error ignored'),
+    );
     // --embedded: a private PostgreSQL with a demo farm (loaded only when asked for).
     const embedded = flags.embedded
       ? await (
@@ -168,10 +180,12 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
       standby: flags.standby,
       logger,
     });
+    let simulation: { stop(): Promise<void> } | undefined;
     const stopped = new Promise<void>((resolve) => {
       const shutdown = (signal: NodeJS.Signals) => {
         logger.info({ signal }, 'signal received');
-        daemon.stop().then(resolve, resolve);
+        // The load stops before the daemon, so it does not count the shutdown's 503s.
+        (simulation?.stop() ?? Promise.resolve()).then(() => daemon.stop()).then(resolve, resolve);
       };
       process.once('SIGTERM', shutdown);
       process.once('SIGINT', shutdown);
@@ -179,6 +193,8 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
     try {
       try {
         await daemon.start();
+        if (flags.simulate)
+          simulation = startDemoLoad(daemon, database, flags['simulate-for'], flags.token, logger);
       } catch (error) {
         await daemon.stop();
         if (error instanceof LockHeldError) throw unreachableError(error.message);
@@ -190,6 +206,7 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
       }
       await stopped;
     } finally {
+      await simulation?.stop();
       await embedded?.stop();
     }
   }

@@ -12,11 +12,24 @@ export interface ConnectionTarget {
   options?: postgres.Options<{}>;
 }
 
+/**
+ * Default seconds to wait for a connection (PGCONNECT_TIMEOUT wins).
+ * postgres.js's own default is 30 s, and it can lose a reconnect's startup message and then
+ * stall until that timeout: a shorter one bounds how long a pass, a re-lock or a CLI command
+ * waits on a dead server.
+ */
+const CONNECT_TIMEOUT_S = 10;
+
 function open(
   target: ConnectionTarget,
   options: postgres.Options<Record<string, postgres.PostgresType>>,
 ): Sql {
-  const merged = { onnotice: () => undefined, ...target.options, ...options };
+  const merged = {
+    onnotice: () => undefined,
+    connect_timeout: CONNECT_TIMEOUT_S,
+    ...target.options,
+    ...options,
+  };
   return target.url === undefined ? postgres(merged) : postgres(target.url, merged);
 }
 

@@ -12,9 +12,6 @@ import { CliError, isUnreachableError, unreachableError } from '../cli/errors.js
 import { ping } from '../db/audit-queries.js';
 import { openPool } from '../db/connection.js';
 
-/** Seconds to wait for a TCP connection when neither the URL nor PGCONNECT_TIMEOUT says. */
-const DEFAULT_CONNECT_TIMEOUT_S = 10;
-
 export interface Database {
   sql: Sql;
   /** The connection for messages, without its password. */
@@ -31,8 +28,7 @@ export interface Database {
  */
 export async function openDatabase(flag: string | undefined, appName: string, max = 2): Promise<Database> {
   const config = resolveDatabaseConfig({ flag });
-  const options = { connect_timeout: DEFAULT_CONNECT_TIMEOUT_S, ...config.options };
-  const target = { ...(config.url === undefined ? {} : { url: config.url }), options };
+  const target = { ...(config.url === undefined ? {} : { url: config.url }), options: config.options };
   const sql = openPool(target, max, appName);
   const close = () => sql.end({ timeout: 2 });
   try {
