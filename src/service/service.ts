@@ -243,12 +243,11 @@ export class AccountingService implements BookingService {
     const epoch = this.store.beginRecompute();
     const since = this.limitSeq;
     const read = await readAccounting(this.pool, shows);
+    // Built before the fence so only the caps and the overwrite block the event loop after it.
+    const snapshot = buildSnapshot(read.booked, read.caps, this.config.coreMultiplier);
     await this.fence();
     this.applyCaps(read.caps, { onlyUnseeded: true }, since);
-    const drift = this.store.overwriteCounters(
-      buildSnapshot(read.booked, read.caps, this.config.coreMultiplier),
-      epoch,
-    );
+    const drift = this.store.overwriteCounters(snapshot, epoch);
     this.lastDrift = drift;
     for (const vertex of VERTEX_KINDS) {
       this.metrics.recomputeDrift.set({ vertex }, drift[vertex].cores);
@@ -300,9 +299,10 @@ export class AccountingService implements BookingService {
     try {
       const since = this.limitSeq;
       const read = await readAccounting(this.pool, [show.id]);
+      const snapshot = buildSnapshot(read.booked, read.caps, this.config.coreMultiplier);
       await this.fence();
       this.applyCaps(read.caps, { authoritativeShows: new Set([show.id]) }, since);
-      this.store.seedShowBooked(buildSnapshot(read.booked, read.caps, this.config.coreMultiplier));
+      this.store.seedShowBooked(snapshot);
       this.publish(show);
       this.deferred.delete(show.id);
       this.logger.info({ show: show.name, id: show.id }, 'show seeded and published as scheduler-managed');
