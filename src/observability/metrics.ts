@@ -128,7 +128,8 @@ export class Metrics {
   });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
-    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'cueacct_' });
+    if (options.defaultMetrics !== false)
+      collectDefaultMetrics({ register: this.registry, prefix: 'cueacct_' });
     for (const vertex of VERTEX_KINDS) {
       this.recomputeDrift.set({ vertex }, 0);
       this.recomputeDriftGpus.set({ vertex }, 0);

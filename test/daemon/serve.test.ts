@@ -51,14 +51,21 @@ describe('cueacct serve', () => {
     expect(first.status).toBe(200);
     expect(first.body).toMatchObject({ result: 'applied', booking: expect.any(String) });
     expect(Date.parse(first.body.lease_expires_at)).toBeGreaterThan(Date.now());
-    expect((await api(daemon, 'POST', '/v1/confirm', { booking: first.body.booking })).body).toEqual({ result: 'confirmed' });
+    expect((await api(daemon, 'POST', '/v1/confirm', { booking: first.body.booking })).body).toEqual({
+      result: 'confirmed',
+    });
     expect((await api(daemon, 'POST', '/v1/confirm', { booking: first.body.booking })).status).toBe(404);
 
     const second = await api(daemon, 'POST', '/v1/book', bookingFor(farm, 3));
-    expect((await api(daemon, 'POST', '/v1/rollback', { booking: second.body.booking })).body).toEqual({ result: 'rolled_back' });
+    expect((await api(daemon, 'POST', '/v1/rollback', { booking: second.body.booking })).body).toEqual({
+      result: 'rolled_back',
+    });
 
     const over = await api(daemon, 'POST', '/v1/book', bookingFor(farm, 7));
-    expect(over).toEqual({ status: 409, body: { result: 'limit_exceeded', table: 'job', current: 4, limit: 10 } });
+    expect(over).toEqual({
+      status: 409,
+      body: { result: 'limit_exceeded', table: 'job', current: 4, limit: 10 },
+    });
 
     const abandoned = await api(daemon, 'POST', '/v1/book', bookingFor(farm, 2));
     await waitFor(async () => (await api(daemon, 'GET', '/v1/status')).body.bookings.lease_expired === 1, {
@@ -89,7 +96,15 @@ describe('cueacct serve', () => {
         { op: 'confirm', booking: booked.body.booking },
         { op: 'book', ...bookingFor(farm, 50) },
         { op: 'rollback', booking: 'nope' },
-        { op: 'book', show: 'unmanaged', alloc: farm.alloc, folder: farm.folder, job: farm.job, cores: 1, gpus: 0 },
+        {
+          op: 'book',
+          show: 'unmanaged',
+          alloc: farm.alloc,
+          folder: farm.folder,
+          job: farm.job,
+          cores: 1,
+          gpus: 0,
+        },
       ],
     });
     expect(batch.status).toBe(200);
@@ -130,9 +145,14 @@ describe('cueacct serve', () => {
     try {
       const daemon = await serve([], false);
       expect((await api(daemon, 'GET', '/readyz')).status).toBe(503);
-      expect(await api(daemon, 'POST', '/v1/book', bookingFor(farm, 1))).toEqual({ status: 503, body: { error: 'not_ready' } });
+      expect(await api(daemon, 'POST', '/v1/book', bookingFor(farm, 1))).toEqual({
+        status: 503,
+        body: { error: 'not_ready' },
+      });
       await holder`COMMIT`;
-      await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, { message: 'ready after lock' });
+      await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, {
+        message: 'ready after lock',
+      });
       expect((await api(daemon, 'POST', '/v1/book', bookingFor(farm, 1))).status).toBe(200);
     } finally {
       await holder`ROLLBACK`.catch(() => undefined);
@@ -161,9 +181,12 @@ describe('cueacct serve', () => {
   it('refuses bookings at once when the lock connection dies, until it is re-acquired', async () => {
     const daemon = await serve();
     await db.sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cueacct-lock' AND datname = current_database()`;
-    await waitFor(async () => (await api(daemon, 'POST', '/v1/book', bookingFor(farm, 0, 0))).status === 503, {
-      message: 'fail closed after lock loss',
-    });
+    await waitFor(
+      async () => (await api(daemon, 'POST', '/v1/book', bookingFor(farm, 0, 0))).status === 503,
+      {
+        message: 'fail closed after lock loss',
+      },
+    );
     await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, {
       timeoutMs: 15_000,
       message: 'lock re-acquired',
