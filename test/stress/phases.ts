@@ -319,12 +319,17 @@ const SATURATION_FARM: FarmSpec = {
   burstCenticores: 4_000,
 };
 
-/** Tight caps of every kind: one small burst per show, a capped folder per show, capped jobs. */
+/**
+ * Tight caps of every kind: one small burst per show, a capped folder per show, capped jobs.
+ * Sized so every cap must bind whatever the random order: the capped folder (15 cores) is
+ * below what its three jobs could take (27) and the other alloc's burst (40) always leaves
+ * room for it, and half the bookings ask for a GPU so GPU caps fill before core caps.
+ */
 async function tightCaps(db: Database, ids: FarmIds): Promise<void> {
   const firstSubs = ids.subscriptions.filter((_, i) => i % SATURATION_FARM.allocs === 0);
   await db.sql`UPDATE subscription SET int_burst = 1000 WHERE pk_subscription = ANY(${firstSubs})`;
   const firstFolders = ids.folders.filter((_, i) => i % SATURATION_FARM.foldersPerShow === 0);
-  await db.sql`UPDATE folder_resource SET int_max_cores = 2500, int_max_gpus = 3 WHERE pk_folder = ANY(${firstFolders})`;
+  await db.sql`UPDATE folder_resource SET int_max_cores = 1500, int_max_gpus = 3 WHERE pk_folder = ANY(${firstFolders})`;
   await db.sql`UPDATE job_resource SET int_max_cores = 900, int_max_gpus = 2`;
 }
 
@@ -344,7 +349,7 @@ const saturation: Phase = {
           workers: 2,
           batchSize: 10,
           cores: [1, 1],
-          gpuShare: 0.3,
+          gpuShare: 0.5,
           gpus: [1, 1],
           rollbackShare: 0,
           releaseRate: 0,
