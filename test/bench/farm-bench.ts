@@ -45,6 +45,7 @@ export interface FarmBenchResult {
     p50Ms: number;
     p99Ms: number;
     batchBookingsPerSecond: number;
+    pipelinedBatchBookingsPerSecond: number | null;
     appliedFraction: number;
   };
 }
