@@ -28,7 +28,10 @@ export function startDemoLoad(
         sql: pool,
         durationMs: seconds * 1000,
         signal: abort.signal,
+        // Releases slower than bookings: the farm fills up to its caps, then churns at them,
+        // so `inspect` shows bars near 100% and rejections.
         rate: 50,
+        releaseRate: 15,
         // A demo keeps counts and latencies only: per-booking records would grow without bound.
         record: false,
       }),
