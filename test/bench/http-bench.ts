@@ -16,11 +16,12 @@ import { Worker } from 'node:worker_threads';
 
 import pino from 'pino';
 
-import type { BookingRequest, CapSet } from '../../src/core/types.js';
+import type { BookingRequest } from '../../src/core/types.js';
 import { createHttpServer } from '../../src/http/server.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import type { BookingService } from '../../src/service/types.js';
 import { StoreBookingService } from '../http/store-service.js';
+import { syntheticFarm, type SyntheticFarm } from './synthetic-farm.js';
 
 export interface HttpBenchResult {
   bookRoundTripsPerSecond: number;
@@ -42,41 +43,9 @@ export interface HttpBenchOptions {
   client?: 'raw' | 'agent';
 }
 
-const SHOWS = 20;
-const ALLOCS = 5;
-const FOLDERS = 2_000;
-const JOBS = 20_000;
-
-/**
- * The farm the default bench requests book against, with caps high enough that every booking
- * applies: seed the service under test with `caps` and manage shows `show-0`…`show-19`.
- */
-export function httpBenchFarm(count = 4_096): { caps: CapSet; requests: BookingRequest[]; shows: string[] } {
-  const caps: CapSet = { subscriptions: [], folders: [], jobs: [] };
-  const shows = Array.from({ length: SHOWS }, (_, s) => `show-${s}`);
-  for (const show of shows) {
-    for (let a = 0; a < ALLOCS; a++) caps.subscriptions.push({ show, alloc: `alloc-${a}`, burst: 1e12 });
-  }
-  for (let f = 0; f < FOLDERS; f++) {
-    caps.folders.push({ id: `folder-${f}`, show: `show-${f % SHOWS}`, maxCores: -1, maxGpus: -1 });
-  }
-  for (let j = 0; j < JOBS; j++) {
-    caps.jobs.push({ id: `job-${j}`, show: `show-${(j % FOLDERS) % SHOWS}`, maxCores: -1, maxGpus: -1 });
-  }
-  const requests: BookingRequest[] = [];
-  for (let i = 0; i < count; i++) {
-    const job = (i * 7919) % JOBS;
-    const folder = job % FOLDERS;
-    requests.push({
-      show: `show-${folder % SHOWS}`,
-      alloc: `alloc-${i % ALLOCS}`,
-      folder: `folder-${folder}`,
-      job: `job-${job}`,
-      cores: 1 + (i % 8),
-      gpus: i % 4 === 0 ? 1 : 0,
-    });
-  }
-  return { caps, requests, shows };
+/** The farm the default bench requests book against: seed the service under test with it. */
+export function httpBenchFarm(): SyntheticFarm {
+  return syntheticFarm(4_096);
 }
 
 export interface ClientResult extends HttpBenchResult {

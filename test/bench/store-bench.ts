@@ -4,7 +4,7 @@
  * number is the critical section and not the generator.
  */
 import { Booking, Store } from '../../src/core/store.js';
-import type { BookingRequest, CapSet } from '../../src/core/types.js';
+import { syntheticFarm } from './synthetic-farm.js';
 
 export interface StoreBenchResult {
   pairsPerSecond: number;
@@ -12,39 +12,7 @@ export interface StoreBenchResult {
   rejectionsPerSecond: number;
 }
 
-const SHOWS = 20;
-const ALLOCS = 5;
-const FOLDERS = 2_000;
-const JOBS = 20_000;
 const REQUESTS = 1 << 16;
-
-function farm(): { caps: CapSet; requests: BookingRequest[] } {
-  const caps: CapSet = { subscriptions: [], folders: [], jobs: [] };
-  for (let s = 0; s < SHOWS; s++) {
-    for (let a = 0; a < ALLOCS; a++)
-      caps.subscriptions.push({ show: `show-${s}`, alloc: `alloc-${a}`, burst: 1e12 });
-  }
-  for (let f = 0; f < FOLDERS; f++)
-    caps.folders.push({ id: `folder-${f}`, show: `show-${f % SHOWS}`, maxCores: -1, maxGpus: -1 });
-  for (let j = 0; j < JOBS; j++) {
-    caps.jobs.push({ id: `job-${j}`, show: `show-${(j % FOLDERS) % SHOWS}`, maxCores: 1e12, maxGpus: -1 });
-  }
-  // Ids built by concatenation at runtime, like ids parsed from JSON: not interned literals.
-  const requests: BookingRequest[] = [];
-  for (let i = 0; i < REQUESTS; i++) {
-    const job = (i * 7919) % JOBS;
-    const folder = job % FOLDERS;
-    requests.push({
-      show: `show-${folder % SHOWS}`,
-      alloc: `alloc-${i % ALLOCS}`,
-      folder: `folder-${folder}`,
-      job: `job-${job}`,
-      cores: 1 + (i % 8),
-      gpus: i % 4 === 0 ? 1 : 0,
-    });
-  }
-  return { caps, requests };
-}
 
 function timed(seconds: number, body: (round: number) => number): number {
   let operations = 0;
@@ -60,7 +28,7 @@ function timed(seconds: number, body: (round: number) => number): number {
 }
 
 export function benchStore(seconds = 1.5): StoreBenchResult {
-  const { caps, requests } = farm();
+  const { caps, requests } = syntheticFarm(REQUESTS);
   const store = new Store();
   store.setCaps(caps);
   const mask = REQUESTS - 1;
