@@ -67,3 +67,22 @@ export function listenerConnector(
 ): ListenerConnector {
   return (hooks) => openSession(target, applicationName, hooks);
 }
+
+/** Whether a PostgreSQL server answers `SELECT 1` at `url` within `timeoutMs` (never throws). */
+export async function serverAnswers(url: string, timeoutMs: number): Promise<boolean> {
+  const sql = postgres(url, {
+    max: 1,
+    connect_timeout: Math.ceil(timeoutMs / 1000),
+    onnotice: () => undefined,
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    return await Promise.race([sql`SELECT 1`.then(() => true), timeout]);
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+    await sql.end({ timeout: 0 });
+  }
+}

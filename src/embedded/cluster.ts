@@ -34,9 +34,9 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join, resolve } from 'node:path';
-import postgres from 'postgres';
 
 import { usageError } from '../cli/errors.js';
+import { serverAnswers } from '../db/connection.js';
 
 /** Minimal logger (pino's `info(obj, msg)` shape). */
 export interface ClusterLogger {
@@ -324,18 +324,6 @@ function run(binary: string, args: string[], as: RunAs | undefined, cwd: string)
       code === 0 ? resolveRun(output) : reject(new Error(`${binary} exited with ${code}:\n${output}`)),
     );
   });
-}
-
-async function canConnect(url: string): Promise<boolean> {
-  const sql = postgres(url, { max: 1, connect_timeout: 1, onnotice: () => {} });
-  try {
-    await sql`select 1`;
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await sql.end({ timeout: 0 });
-  }
 }
 
 function isRunning(pid: number): boolean {
@@ -638,7 +626,7 @@ async function launch(o: LaunchOptions): Promise<Pick<EmbeddedCluster, 'url' | '
   const deadline = Date.now() + 30_000;
   let failure: Error | undefined;
   void spawnError.then((err) => (failure = err));
-  while (!(await canConnect(url))) {
+  while (!(await serverAnswers(url, 1_000))) {
     if (exited || failure || Date.now() > deadline) {
       child.kill('SIGKILL');
       process.removeListener('exit', killOnExit);

@@ -26,22 +26,11 @@ if (!command) {
 const { default: postgres } = await import('postgres');
 const { startCluster } = await load('src/embedded/cluster.js');
 const { ensureDemoFarm } = await load('src/embedded/demo-farm.js');
-
-async function answers(url) {
-  const sql = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {} });
-  try {
-    await sql`select 1`;
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await sql.end({ timeout: 0 });
-  }
-}
+const { serverAnswers } = await load('src/db/connection.js');
 
 let adminUrl = process.env.TEST_DATABASE_URL;
 let cluster;
-if (!adminUrl && process.env.CUEACCT_TEST_EMBEDDED !== '1' && (await answers(LOCAL_URL))) {
+if (!adminUrl && process.env.CUEACCT_TEST_EMBEDDED !== '1' && (await serverAnswers(LOCAL_URL, 2_000))) {
   adminUrl = LOCAL_URL;
 }
 if (!adminUrl) {

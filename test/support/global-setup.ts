@@ -1,5 +1,5 @@
-import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
+import { serverAnswers } from '../../src/db/connection.js';
 import { startCluster as startEmbeddedCluster } from '../../src/embedded/cluster.js';
 
 declare module 'vitest' {
@@ -11,20 +11,6 @@ declare module 'vitest' {
 
 const LOCAL_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 
-async function answers(url: string, timeoutMs: number): Promise<boolean> {
-  const sql = postgres(url, { max: 1, connect_timeout: Math.ceil(timeoutMs / 1000), onnotice: () => {} });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
-    return await Promise.race([sql`select 1`.then(() => true), timeout]);
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-    await sql.end({ timeout: 0 });
-  }
-}
-
 /**
  * Chooses the PostgreSQL server for the whole run: TEST_DATABASE_URL if set, else the local
  * server on 127.0.0.1:5432 if it answers within 2 s, else a throwaway cluster started here
@@ -33,7 +19,7 @@ async function answers(url: string, timeoutMs: number): Promise<boolean> {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   let url = process.env.TEST_DATABASE_URL;
   let stop = async () => {};
-  if (!url && process.env.CUEACCT_TEST_EMBEDDED !== '1' && (await answers(LOCAL_URL, 2_000))) {
+  if (!url && process.env.CUEACCT_TEST_EMBEDDED !== '1' && (await serverAnswers(LOCAL_URL, 2_000))) {
     url = LOCAL_URL;
   }
   if (!url) {
