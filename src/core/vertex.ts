@@ -91,3 +91,23 @@ export type VertexView = Readonly<
     | 'settledGpus'
   >
 >;
+
+type CapView = Pick<VertexView, 'kind' | 'cores' | 'gpus' | 'maxCores' | 'maxGpus'>;
+
+/** Cores against the burst for a subscription; the fuller of cores and GPUs for folder/job; null when unlimited. */
+export function utilization(vertex: CapView): number | null {
+  if (vertex.kind === 'subscription') return vertex.maxCores > 0 ? vertex.cores / vertex.maxCores : null;
+  const shares: number[] = [];
+  if (vertex.maxCores > 0) shares.push(vertex.cores / vertex.maxCores);
+  if (vertex.maxGpus > 0) shares.push(vertex.gpus / vertex.maxGpus);
+  return shares.length === 0 ? null : Math.max(...shares);
+}
+
+/** Live usage above an enforced cap: possible only after a cap decrease (SPEC §1). */
+export function isOverCap(vertex: CapView): boolean {
+  if (vertex.kind === 'subscription') return vertex.cores > vertex.maxCores;
+  return (
+    (vertex.maxCores > 0 && vertex.cores > vertex.maxCores) ||
+    (vertex.maxGpus > 0 && vertex.gpus > vertex.maxGpus)
+  );
+}

@@ -9,7 +9,7 @@ import type { Sql } from 'postgres';
 
 import { Store } from '../core/store.js';
 import { VERTEX_KINDS, type VertexKind } from '../core/types.js';
-import type { VertexView } from '../core/vertex.js';
+import { isOverCap, utilization, type VertexView } from '../core/vertex.js';
 import type { ShowRow } from '../db/queries.js';
 import { seedStore } from '../service/seed.js';
 import { formatCap, formatMs, formatPercent, plural, renderTable, round3, type Column } from './format.js';
@@ -111,25 +111,8 @@ function describeVertex(
     max_cores: vertex.maxCores,
     max_gpus: subscription ? null : vertex.maxGpus,
     utilization: utilization(vertex),
-    over_cap: overCap(vertex),
+    over_cap: isOverCap(vertex),
   };
-}
-
-/** Cores against the burst for a subscription; the fuller of cores and GPUs for folder/job. */
-export function utilization(vertex: Pick<VertexView, 'kind' | 'cores' | 'gpus' | 'maxCores' | 'maxGpus'>) {
-  if (vertex.kind === 'subscription') return vertex.maxCores > 0 ? vertex.cores / vertex.maxCores : null;
-  const shares: number[] = [];
-  if (vertex.maxCores > 0) shares.push(vertex.cores / vertex.maxCores);
-  if (vertex.maxGpus > 0) shares.push(vertex.gpus / vertex.maxGpus);
-  return shares.length === 0 ? null : Math.max(...shares);
-}
-
-function overCap(vertex: VertexView): boolean {
-  if (vertex.kind === 'subscription') return vertex.cores > vertex.maxCores;
-  return (
-    (vertex.maxCores > 0 && vertex.cores > vertex.maxCores) ||
-    (vertex.maxGpus > 0 && vertex.gpus > vertex.maxGpus)
-  );
 }
 
 function label(row: SeedVertex): string {

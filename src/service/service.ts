@@ -11,7 +11,7 @@ import { buildCapSet, buildSnapshot, type CapRows } from '../core/boundary.js';
 import { Store } from '../core/store.js';
 import type { BookingRequest, DriftReport, LimitChange, VertexKind } from '../core/types.js';
 import { VERTEX_KINDS } from '../core/types.js';
-import type { VertexView } from '../core/vertex.js';
+import { isOverCap, utilization, type VertexView } from '../core/vertex.js';
 import { capRows, managedShows, readAccounting, type NamedCapRows, type ShowRow } from '../db/queries.js';
 import { seedStore } from './seed.js';
 import { rewriteAccountingTables } from '../db/rewrite.js';
@@ -514,22 +514,6 @@ export class AccountingService implements BookingService {
       utilization: utilization(vertex),
     };
   }
-}
-
-function utilization(vertex: VertexView): number | null {
-  if (vertex.kind === 'subscription') return vertex.maxCores > 0 ? vertex.cores / vertex.maxCores : null;
-  const shares: number[] = [];
-  if (vertex.maxCores > 0) shares.push(vertex.cores / vertex.maxCores);
-  if (vertex.maxGpus > 0) shares.push(vertex.gpus / vertex.maxGpus);
-  return shares.length === 0 ? null : Math.max(...shares);
-}
-
-function isOverCap(vertex: VertexView): boolean {
-  if (vertex.kind === 'subscription') return vertex.cores > vertex.maxCores;
-  return (
-    (vertex.maxCores > 0 && vertex.cores > vertex.maxCores) ||
-    (vertex.maxGpus > 0 && vertex.gpus > vertex.maxGpus)
-  );
 }
 
 function sortStates(rows: VertexState[], sort: NonNullable<StateQuery['sort']>): void {
