@@ -359,21 +359,26 @@ function amount(cores: string, gpus: string, multiplier: number): Amount {
   return { cores: round3(Number(cores) / multiplier), gpus: Number(gpus) };
 }
 
+/** A finding before either side is compared: the comparisons fill in pg/daemon. */
+function entry(
+  identity: Pick<DriftEntry, 'vertex' | 'key' | 'show' | 'show_name' | 'managed' | 'name'>,
+  expected: Amount,
+): DriftEntry {
+  return { ...identity, expected, pg: null, daemon: null, pg_drift: null, daemon_drift: null, counted: true };
+}
+
 function fromTableRow(row: TableDriftRow, expected: Amount): DriftEntry {
-  return {
-    vertex: VERTEX_OF_TABLE[row.table],
-    key: row.key,
-    show: row.show,
-    show_name: row.showName,
-    managed: row.managed,
-    name: row.name,
+  return entry(
+    {
+      vertex: VERTEX_OF_TABLE[row.table],
+      key: row.key,
+      show: row.show,
+      show_name: row.showName,
+      managed: row.managed,
+      name: row.name,
+    },
     expected,
-    pg: null,
-    daemon: null,
-    pg_drift: null,
-    daemon_drift: null,
-    counted: true,
-  };
+  );
 }
 
 function fromState(
@@ -384,20 +389,17 @@ function fromState(
   shows: Map<string, ScopedShow>,
 ): DriftEntry {
   const show = state?.show ?? (kind === 'subscription' ? key.split('/')[0]! : '');
-  return {
-    vertex: kind,
-    key,
-    show,
-    show_name: shows.get(show)?.name ?? state?.show_name ?? null,
-    managed: shows.get(show)?.managed ?? true,
-    name: state?.name ?? null,
+  return entry(
+    {
+      vertex: kind,
+      key,
+      show,
+      show_name: shows.get(show)?.name ?? state?.show_name ?? null,
+      managed: shows.get(show)?.managed ?? true,
+      name: state?.name ?? null,
+    },
     expected,
-    pg: null,
-    daemon: null,
-    pg_drift: null,
-    daemon_drift: null,
-    counted: true,
-  };
+  );
 }
 
 /** Daemon vertices of the compared shows, by `kind\0key`. */
