@@ -4,6 +4,7 @@
  * `acct_limit_change` in the same transaction, as an admin tool does.
  */
 import type { Sql } from 'postgres';
+import type { ReleaseDelta } from '../core/types.js';
 import { changeNodeLimits, changeSubscriptionBurst, releaseProcs } from '../db/notify.js';
 import { now, type Random } from './clock.js';
 import type { SimContext } from './context.js';
@@ -245,30 +246,15 @@ export class Cuebot {
   }
 }
 
-interface Deleted {
+/** A proc deleted without its notification: the negative deltas `acct_release` would have carried. */
+interface Deleted extends ReleaseDelta {
   proc: string;
-  show: string;
-  alloc: string;
-  folder: string;
-  job: string;
-  cores: number;
-  gpus: number;
   notified: boolean;
 }
 
 /** DELETE without `acct_release`: a release whose notification is lost. */
 async function deleteSilently(sql: Sql, ids: string[], multiplier: number): Promise<Deleted[]> {
-  const rows = await sql<
-    {
-      proc: string;
-      show: string;
-      alloc: string;
-      folder: string;
-      job: string;
-      centicores: string;
-      gpus: number;
-    }[]
-  >`
+  const rows = await sql<(Omit<Deleted, 'cores' | 'notified'> & { centicores: string })[]>`
     DELETE FROM proc p USING job j, host h
     WHERE p.pk_proc = ANY(${ids}) AND j.pk_job = p.pk_job AND h.pk_host = p.pk_host
     RETURNING p.pk_proc AS proc, j.pk_show AS show, h.pk_alloc AS alloc, j.pk_folder AS folder, j.pk_job AS job,

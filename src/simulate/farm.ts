@@ -4,6 +4,7 @@
  * the procs that exist (releasable), and the initial usage and caps the audit starts from.
  */
 import type { Sql } from 'postgres';
+import type { BookingRequest } from '../core/types.js';
 import { bookedCoresFromCenticores, capCoresFromCenticores } from '../core/units.js';
 import { now } from './clock.js';
 import { subscriptionKey, vertexId, type InitialState } from './types.js';
@@ -24,14 +25,8 @@ export interface FarmShow {
 }
 
 /** A proc the simulated Cuebot may release, with the vertices it counts against (whole cores). */
-export interface ReleasableProc {
+export interface ReleasableProc extends BookingRequest {
   id: string;
-  show: string;
-  alloc: string;
-  folder: string;
-  job: string;
-  cores: number;
-  gpus: number;
   /** When it was inserted (0 for procs that existed before the run). */
   since: number;
 }

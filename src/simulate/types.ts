@@ -4,7 +4,7 @@
  * as on the booking API; the database's centicores stay inside the simulator.
  */
 import type { Sql } from 'postgres';
-import type { LimitTable, VertexKind } from '../core/types.js';
+import type { BookingRequest, LimitTable, VertexKind } from '../core/types.js';
 import type { LatencySummary } from './stats.js';
 
 export interface SimulationOptions {
@@ -84,14 +84,8 @@ export interface VertexRef {
   key: string;
 }
 
-export interface BookingTarget {
-  show: string;
-  alloc: string;
-  folder: string;
-  job: string;
-  cores: number;
-  gpus: number;
-}
+/** One booking as the simulated scheduler asks for it: the booking API's request. */
+export type BookingTarget = BookingRequest;
 
 export type BookingFate =
   /** Proc inserted, then confirmed (or the confirm found the lease already expired). */
@@ -135,15 +129,9 @@ export interface RejectionRecord extends BookingTarget {
   limit: number;
 }
 
-/** One proc deleted by the simulated Cuebot. */
-export interface ReleaseRecord {
+/** One proc deleted by the simulated Cuebot, with the cores and GPUs it held (positive). */
+export interface ReleaseRecord extends BookingRequest {
   proc: string;
-  show: string;
-  alloc: string;
-  folder: string;
-  job: string;
-  cores: number;
-  gpus: number;
   /** Whether `acct_release` was sent (managed show, and not a deliberately silent release). */
   notified: boolean;
   startedAt: number;

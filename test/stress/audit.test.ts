@@ -3,6 +3,7 @@
  * on hand-made simulation reports with known breaches.
  */
 import { describe, expect, it } from 'vitest';
+import type { BookingRequest } from '../../src/core/types.js';
 import type { BookingRecord, SimulationReport } from '../../src/simulate/index.js';
 import { replayReport } from './audit.js';
 
@@ -11,6 +12,11 @@ const S = 'show-a';
 const A = 'alloc-1';
 const F = 'folder-1';
 const J = 'job-1';
+
+/** `cores` (no GPUs) on the one subscription, folder and job of the test farm. */
+function onTheFarm(cores: number): BookingRequest {
+  return { show: S, alloc: A, folder: F, job: J, cores, gpus: 0 };
+}
 
 function report(partial: Partial<SimulationReport>): SimulationReport {
   return {
@@ -49,12 +55,7 @@ function report(partial: Partial<SimulationReport>): SimulationReport {
 let seq = 0;
 function booking(at: number, cores: number, extra: Partial<BookingRecord> = {}): BookingRecord {
   return {
-    show: S,
-    alloc: A,
-    folder: F,
-    job: J,
-    cores,
-    gpus: 0,
+    ...onTheFarm(cores),
     id: `b${seq}`,
     worker: 0,
     seq: seq++,
@@ -72,12 +73,7 @@ function booking(at: number, cores: number, extra: Partial<BookingRecord> = {}):
 function release(at: number, cores: number): SimulationReport['releases'][number] {
   return {
     proc: 'p',
-    show: S,
-    alloc: A,
-    folder: F,
-    job: J,
-    cores,
-    gpus: 0,
+    ...onTheFarm(cores),
     notified: true,
     startedAt: at,
     committedAt: at + 3,
@@ -167,12 +163,7 @@ describe('audit replay', () => {
 
   it('replays rejections: right table, current and limit', () => {
     const base = {
-      show: S,
-      alloc: A,
-      folder: F,
-      job: J,
-      cores: 3,
-      gpus: 0,
+      ...onTheFarm(3),
       worker: 0,
       requestedAt: T0 + 29,
       answeredAt: T0 + 30,

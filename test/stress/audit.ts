@@ -22,7 +22,7 @@
 import type { Sql } from 'postgres';
 import type { ApiClient, BookingRecord, SimulationReport, VertexCaps } from '../../src/simulate/index.js';
 import { subscriptionKey, vertexId } from '../../src/simulate/index.js';
-import type { LimitTable, VertexKind } from '../../src/core/types.js';
+import type { BookingRequest, LimitTable, VertexKind } from '../../src/core/types.js';
 import { readTruth, managedShowIds } from './truth.js';
 
 export interface DaemonTally {
@@ -33,6 +33,16 @@ export interface DaemonTally {
   inflight: number;
   dropped: number;
   reconnects: number;
+}
+
+/** One vertex as `GET /v1/state` lists it (whole cores and GPUs). */
+export interface StateVertex {
+  kind: VertexKind;
+  key: string;
+  cores: number;
+  gpus: number;
+  max_cores: number;
+  max_gpus: number;
 }
 
 export interface AuditOptions {
@@ -318,14 +328,7 @@ async function checkCounters(
 
   const seen = new Set<string>();
   let compared = 0;
-  for (const s of state.body.vertices as {
-    kind: VertexKind;
-    key: string;
-    cores: number;
-    gpus: number;
-    max_cores: number;
-    max_gpus: number;
-  }[]) {
+  for (const s of state.body.vertices as StateVertex[]) {
     const id = `${s.kind}:${s.key}`;
     seen.add(id);
     const t = truth.get(id);
@@ -394,15 +397,8 @@ interface Event {
   prio: number;
   worker: number;
   seq: number;
-  apply?: {
-    show: string;
-    alloc: string;
-    folder: string;
-    job: string;
-    cores: number;
-    gpus: number;
-    sign: 1 | -1;
-  };
+  /** Cores and GPUs taken (sign 1) or given back (-1) on the vertices of a booking. */
+  apply?: BookingRequest & { sign: 1 | -1 };
   check?: BookingRecord;
   rejection?: SimulationReport['rejections'][number];
 }

@@ -4,21 +4,27 @@
  * same code runs under `npm run stress` (plain node over the build) and in stress.test.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import postgres, { type Sql } from 'postgres';
-import { applySchema } from '../../src/db/schema.js';
+import type { FarmSpec } from '../../src/db/fixtures.js';
 import { startCluster, type EmbeddedCluster } from '../../src/embedded/cluster.js';
 import { ApiClient } from '../../src/simulate/index.js';
 import { startDaemon, type Daemon } from '../support/daemon.js';
+import { createDatabaseOn, type TestDatabase } from '../support/db.js';
 import { until } from './audit.js';
 
 export const LOCAL_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 
 // ---- scale ----------------------------------------------------------------------------------
 
-export interface StressScale {
+/** The farm of the drain-like phases (every phase that does not size its own). */
+export type StressFarm = Pick<
+  FarmSpec,
+  'shows' | 'allocs' | 'foldersPerShow' | 'jobsPerFolder' | 'hostsPerAlloc' | 'procs'
+>;
+
+export interface StressScale extends StressFarm {
   /** Load per phase, ms. */
   phaseMs: number;
   /** Target bookings/s of the paced phases (0 = as fast as possible). */
@@ -27,13 +33,6 @@ export interface StressScale {
   workers: number;
   /** Bookings per request. */
   batchSize: number;
-  /** Farm of the drain-like phases. */
-  shows: number;
-  allocs: number;
-  foldersPerShow: number;
-  jobsPerFolder: number;
-  hostsPerAlloc: number;
-  procs: number;
   /** Listener kills in phase 6. */
   listenerKills: number;
   /** Transactions of the malformed flood in phase 7 (each mixes good and bad payloads). */
@@ -112,48 +111,18 @@ export function describeKnobs(): string {
 
 // ---- databases ------------------------------------------------------------------------------
 
-export interface Database {
-  url: string;
-  name: string;
-  sql: Sql;
-  drop(): Promise<void>;
-}
+/** A throwaway database of a phase (test/support/db.ts), with its name. */
+export type Database = TestDatabase & { name: string };
 
-/** A fresh database with the project's schema, on the server of `adminUrl`. */
-export async function createDatabase(adminUrl: string): Promise<Database> {
-  const name = `cueacct_stress_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => undefined });
-  try {
-    await admin.unsafe(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const sql = postgres(url.toString(), {
-    max: 4,
-    connect_timeout: 5,
-    onnotice: () => undefined,
-    connection: { application_name: 'cueacct-stress' },
+/**
+ * A fresh database with the project's schema, on the server of `adminUrl`. Its pool's
+ * sessions are named `cueacct-stress`, apart from the daemon's `cueacct*` ones.
+ */
+export function createDatabase(adminUrl: string): Promise<Database> {
+  return createDatabaseOn(adminUrl, {
+    namePrefix: 'cueacct_stress_',
+    pool: { connect_timeout: 5, connection: { application_name: 'cueacct-stress' } },
   });
-  let dropped: Promise<void> | undefined;
-  const drop = () =>
-    (dropped ??= (async () => {
-      await sql.end({ timeout: 5 });
-      const b = postgres(adminUrl, { max: 1, onnotice: () => undefined });
-      try {
-        await b.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await b.end();
-      }
-    })());
-  try {
-    await applySchema(sql);
-  } catch (err) {
-    await drop();
-    throw err;
-  }
-  return { url: url.toString(), name, sql, drop };
 }
 
 /** Whether a server answers at `url` within `timeoutMs`. */

@@ -20,7 +20,7 @@ import {
   type SimulationReport,
 } from '../../src/simulate/index.js';
 import { startDaemon } from '../support/daemon.js';
-import { audit, daemonTally, until, type AuditOptions } from './audit.js';
+import { audit, daemonTally, until, type AuditOptions, type StateVertex } from './audit.js';
 import { badPayloads } from './flood.js';
 import {
   createDatabase,
@@ -33,7 +33,7 @@ import {
   type RunningDaemon,
   type StressScale,
 } from './harness.js';
-import { readTruth } from './truth.js';
+import { readTruth, type TruthRow } from './truth.js';
 
 export interface PhaseContext {
   /** Admin URL of the shared server (databases are created and dropped on it). */
@@ -62,6 +62,8 @@ export interface Phase {
 }
 
 const MULT = 100;
+/** The lease of `cueacct serve` without `--lease`. */
+const SERVE_LEASE_MS = 120_000;
 
 export class PhaseOutput {
   readonly violations: string[] = [];
@@ -84,9 +86,17 @@ export class PhaseOutput {
     if (!condition) this.fail(message);
   }
 
-  /** Audit and record its violations (prefixed with what was audited). */
-  async audit(what: string, options: AuditOptions): Promise<void> {
-    const result = await audit(options);
+  /**
+   * Audit `daemon` on `db` and record its violations (prefixed with what was audited). The
+   * lease is `cueacct serve`'s default unless `options` say otherwise.
+   */
+  async audit(
+    what: string,
+    daemon: RunningDaemon,
+    db: Database,
+    options: Omit<AuditOptions, 'api' | 'sql' | 'leaseMs'> & { leaseMs?: number },
+  ): Promise<void> {
+    const result = await audit({ api: daemon.api, sql: db.sql, leaseMs: SERVE_LEASE_MS, ...options });
     for (const v of result.violations) this.fail(`${what}: ${v}`);
     for (const n of result.notes) this.note(`${what}: ${n}`);
   }
@@ -194,6 +204,12 @@ function simErrors(
   }
 }
 
+/** The figures of a load, and its errors as violations (none allowed). */
+function recordLoad(out: PhaseOutput, report: SimulationReport): void {
+  loadFigures(out, report);
+  simErrors(out, report);
+}
+
 /** A database with a farm and a daemon on it, torn down afterwards. */
 async function withDaemon<T>(
   ctx: PhaseContext,
@@ -230,6 +246,24 @@ async function withDaemon<T>(
 async function procsInserted(sql: Sql): Promise<number> {
   const [row] = await sql<{ n: string }[]>`SELECT count(*)::text AS n FROM frame`;
   return Number(row!.n);
+}
+
+/**
+ * Every vertex the daemon lists (`GET /v1/state`, plus `query`) that the database enforces,
+ * beside its `SUM(proc)` and caps read at the same time.
+ */
+async function besideTruth(
+  daemon: RunningDaemon,
+  db: Database,
+  query = '',
+): Promise<[StateVertex, TruthRow][]> {
+  const [state, truth] = await Promise.all([daemon.api.get(`/v1/state${query}`), readTruth(db.sql, MULT)]);
+  const pairs: [StateVertex, TruthRow][] = [];
+  for (const s of state.body.vertices as StateVertex[]) {
+    const t = truth.get(`${s.kind}:${s.key}`);
+    if (t !== undefined) pairs.push([s, t]);
+  }
+  return pairs;
 }
 
 /** After a load without releases or rollbacks: every vertex that rejected a 1-unit booking ended exactly at its cap. */
@@ -283,8 +317,7 @@ const drain: Phase = {
       async (db, daemon) => {
         const before = await daemonTally(daemon.api);
         const report = await runSimulation(simOptions(ctx, daemon, db));
-        loadFigures(out, report);
-        simErrors(out, report);
+        recordLoad(out, report);
         const share = report.counts.applied / Math.max(1, report.counts.requested);
         out.figure('applied share', `${(share * 100).toFixed(1)} %`);
         out.expect(
@@ -295,13 +328,7 @@ const drain: Phase = {
         out.note(
           `recompute passes ran under load (last ${status.body.last_recompute?.duration_ms ?? '?'} ms)`,
         );
-        await out.audit('audit', {
-          api: daemon.api,
-          sql: db.sql,
-          reports: [report],
-          leaseMs: 120_000,
-          tallyBefore: before,
-        });
+        await out.audit('audit', daemon, db, { reports: [report], tallyBefore: before });
       },
     );
   },
@@ -355,8 +382,7 @@ const saturation: Phase = {
           releaseRate: 0,
           capChangeRate: 0,
         });
-        loadFigures(out, report);
-        simErrors(out, report);
+        recordLoad(out, report);
         const tables = Object.keys(report.counts.rejectedBy).sort();
         out.figure(
           'rejected by',
@@ -370,11 +396,8 @@ const saturation: Phase = {
             `no booking was rejected by the ${table} cap: the phase did not saturate it`,
           );
         }
-        await out.audit('audit', {
-          api: daemon.api,
-          sql: db.sql,
+        await out.audit('audit', daemon, db, {
           reports: [report],
-          leaseMs: 120_000,
           tallyBefore: before,
           checkRejections: true,
         });
@@ -480,14 +503,10 @@ const straddle: Phase = {
           report ??= await simulation.catch(() => undefined);
         }
         if (report === undefined) throw new Error('the simulation failed');
-        loadFigures(out, report);
-        simErrors(out, report);
+        recordLoad(out, report);
         // Right after the straddled pass: never below truth (releases during the read may leave it high).
-        const [state, truth] = await Promise.all([daemon.api.get('/v1/state'), readTruth(db.sql, MULT)]);
         let high = 0;
-        for (const s of state.body.vertices as { kind: string; key: string; cores: number; gpus: number }[]) {
-          const t = truth.get(`${s.kind}:${s.key}`);
-          if (t === undefined) continue;
+        for (const [s, t] of await besideTruth(daemon, db)) {
           if (s.cores < t.cores || s.gpus < t.gpus) {
             out.fail(
               `after the straddled recompute ${s.kind} ${s.key} reads ${s.cores} cores / ${s.gpus} GPUs, below SUM(proc) ${t.cores} / ${t.gpus}: a confirmed booking was dropped`,
@@ -497,13 +516,7 @@ const straddle: Phase = {
         out.note(
           `after the straddled recompute no counter was below SUM(proc); ${high} read high (releases during the held read), healed by the next pass`,
         );
-        await out.audit('audit', {
-          api: daemon.api,
-          sql: db.sql,
-          reports: [report],
-          leaseMs: 120_000,
-          tallyBefore: before,
-        });
+        await out.audit('audit', daemon, db, { reports: [report], tallyBefore: before });
       },
     );
   },
@@ -549,11 +562,8 @@ const dropped: Phase = {
           out.fail(
             `15 s after the listener could reconnect the daemon still differs from SUM(proc) (no admin recompute): ${healedIn.diff.slice(0, 5).join('; ')}`,
           );
-        await out.audit('audit A', {
-          api: daemon.api,
-          sql: db.sql,
+        await out.audit('audit A', daemon, db, {
           reports: [reportA],
-          leaseMs: 120_000,
           tallyBefore: beforeA,
           recompute: false,
         });
@@ -567,8 +577,7 @@ const dropped: Phase = {
             capChangeRate: 0,
           }),
         );
-        simErrors(out, reportB);
-        loadFigures(out, reportB);
+        recordLoad(out, reportB);
         await until(
           async () => (await daemon.api.get('/v1/status')).body.inflight === 0,
           10_000,
@@ -587,27 +596,15 @@ const dropped: Phase = {
         out.figure('releases without NOTIFY', reportB.counts.releasedSilently);
         await until(
           async () => {
-            const [state, truth] = await Promise.all([daemon.api.get('/v1/state'), readTruth(db.sql, MULT)]);
-            return (
-              state.body.vertices as { kind: string; key: string; cores: number; gpus: number }[]
-            ).every((s) => {
-              const t = truth.get(`${s.kind}:${s.key}`);
+            return (await besideTruth(daemon, db)).every(([s, t]) => {
               const l = lost.get(`${s.kind}:${s.key}`) ?? { cores: 0, gpus: 0 };
-              return t === undefined || (s.cores - t.cores === l.cores && s.gpus - t.gpus === l.gpus);
+              return s.cores - t.cores === l.cores && s.gpus - t.gpus === l.gpus;
             });
           },
           5_000,
           'the daemon to read high by exactly the lost releases',
         ).catch(async () => {
-          const [state, truth] = await Promise.all([daemon.api.get('/v1/state'), readTruth(db.sql, MULT)]);
-          for (const s of state.body.vertices as {
-            kind: string;
-            key: string;
-            cores: number;
-            gpus: number;
-          }[]) {
-            const t = truth.get(`${s.kind}:${s.key}`);
-            if (t === undefined) continue;
+          for (const [s, t] of await besideTruth(daemon, db)) {
             const l = lost.get(`${s.kind}:${s.key}`) ?? { cores: 0, gpus: 0 };
             if (s.cores < t.cores || s.gpus < t.gpus)
               out.fail(
@@ -625,13 +622,7 @@ const dropped: Phase = {
         out.note(
           `with ${reportB.counts.releasedSilently} releases unnotified the daemon read ${highCores} cores high (never low) until the recompute`,
         );
-        await out.audit('audit B', {
-          api: daemon.api,
-          sql: db.sql,
-          reports: [reportB],
-          leaseMs: 120_000,
-          tallyBefore: beforeB,
-        });
+        await out.audit('audit B', daemon, db, { reports: [reportB], tallyBefore: beforeB });
       },
     );
   },
@@ -645,11 +636,9 @@ async function converges(
 ): Promise<{ ok: boolean; diff: string[] }> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const [state, truth] = await Promise.all([daemon.api.get('/v1/state'), readTruth(db.sql, MULT)]);
     const diff: string[] = [];
-    for (const s of state.body.vertices as { kind: string; key: string; cores: number; gpus: number }[]) {
-      const t = truth.get(`${s.kind}:${s.key}`);
-      if (t !== undefined && (s.cores !== t.cores || s.gpus !== t.gpus)) {
+    for (const [s, t] of await besideTruth(daemon, db)) {
+      if (s.cores !== t.cores || s.gpus !== t.gpus) {
         diff.push(`${s.kind} ${s.key.slice(0, 8)} ${s.cores}/${s.gpus} vs SUM(proc) ${t.cores}/${t.gpus}`);
       }
     }
@@ -717,11 +706,8 @@ const flip: Phase = {
         out.expect(early.length === 0, `${early.length} bookings of the show applied before it was flipped`);
         if (mine.length > 0)
           out.figure('first booking after the flip', `${Math.round(mine[0]!.appliedAt - flippedAt)} ms`);
-        await out.audit('audit', {
-          api: daemon.api,
-          sql: db.sql,
+        await out.audit('audit', daemon, db, {
           reports: [report],
-          leaseMs: 120_000,
           tallyBefore: before,
           checkRejections: true,
         });
@@ -744,42 +730,39 @@ const listener: Phase = {
       let kills = 0;
       for (let i = 0; i < ctx.scale.listenerKills; i++) {
         await sleep(gap);
-        await until(
-          async () => (await daemon.api.get('/v1/status')).body.listener.connected === true,
-          10_000,
-          'the listener to reconnect',
-        );
+        await listenerReconnected(daemon);
         kills += await killListener(db.sql);
       }
       const report = await simulation;
-      loadFigures(out, report);
-      simErrors(out, report);
+      recordLoad(out, report);
       out.expect(
         report.counts.notReady === 0,
         `bookings failed closed ${report.counts.notReady} times though only the listener was killed`,
       );
-      await until(
-        async () => (await daemon.api.get('/v1/status')).body.listener.connected === true,
-        10_000,
-        'the listener to reconnect',
-      );
+      await listenerReconnected(daemon);
       const after = await daemonTally(daemon.api);
       out.figure('listener kills / reconnects', `${kills} / ${after.reconnects - before.reconnects}`);
       out.expect(
         after.reconnects - before.reconnects >= kills,
         `the listener was killed ${kills} times but reconnected ${after.reconnects - before.reconnects} times`,
       );
-      await out.audit('audit', {
-        api: daemon.api,
-        sql: db.sql,
+      await out.audit('audit', daemon, db, {
         reports: [report],
-        leaseMs: 120_000,
         tallyBefore: before,
         capDecreaseGraceMs: 5_000,
       });
     });
   },
 };
+
+/** Wait (at most 10 s) until the daemon's listener is connected again. */
+function listenerReconnected(daemon: RunningDaemon): Promise<void> {
+  return until(
+    async () => (await daemon.api.get('/v1/status')).body.listener.connected === true,
+    10_000,
+    'the listener to reconnect',
+  );
+}
 
 // ---- 6b. database restart ---------------------------------------------------------------------
 
@@ -842,11 +825,8 @@ const restart: Phase = {
             `after recovery ${report2.counts.applied} bookings applied, ${report2.counts.notReady} answered not_ready`,
           );
           loadFigures(out, report1);
-          await out.audit('audit', {
-            api: daemon.api,
-            sql: db.sql,
+          await out.audit('audit', daemon, db, {
             reports: [report1, report2],
-            leaseMs: 120_000,
             tallyBefore: before,
             capDecreaseGraceMs: 10_000,
           });
@@ -937,8 +917,7 @@ const flood: Phase = {
           });
         }
         const report = await simulation;
-        simErrors(out, report);
-        loadFigures(out, report);
+        recordLoad(out, report);
         const badTotal = sent.bad[RELEASE_CHANNEL]! + sent.bad[LIMIT_CHANGE_CHANNEL]!;
         out.figure('bad payloads', `${badTotal} (${kinds.size} kinds)`);
         out.figure('good releases / limit changes', `${sent.releases} / ${sent.limits}`);
@@ -982,21 +961,8 @@ const flood: Phase = {
           'the listener dropped its connection during the flood',
         );
         // Good ones applied by the listener alone (recompute and reseed are an hour away).
-        const [state, truth] = await Promise.all([
-          daemon.api.get(`/v1/state?show=${encodeURIComponent(target)}`),
-          readTruth(db.sql, MULT),
-        ]);
-        let checked = 0;
-        for (const s of state.body.vertices as {
-          kind: string;
-          key: string;
-          cores: number;
-          gpus: number;
-          max_cores: number;
-        }[]) {
-          const t = truth.get(`${s.kind}:${s.key}`);
-          if (t === undefined) continue;
-          checked++;
+        const flooded = await besideTruth(daemon, db, `?show=${encodeURIComponent(target)}`);
+        for (const [s, t] of flooded) {
           if (s.cores !== t.cores || s.gpus !== t.gpus)
             out.fail(
               `the good releases did not all apply: ${s.kind} ${s.key} reads ${s.cores} cores / ${s.gpus} GPUs, SUM(proc) ${t.cores} / ${t.gpus}`,
@@ -1007,15 +973,9 @@ const flood: Phase = {
             );
         }
         out.note(
-          `${checked} vertices of the flooded show match SUM(proc) and their caps without a recompute`,
+          `${flooded.length} vertices of the flooded show match SUM(proc) and their caps without a recompute`,
         );
-        await out.audit('audit', {
-          api: daemon.api,
-          sql: db.sql,
-          reports: [report],
-          leaseMs: 120_000,
-          tallyBefore: before,
-        });
+        await out.audit('audit', daemon, db, { reports: [report], tallyBefore: before });
       },
     );
   },
@@ -1075,15 +1035,8 @@ const secondServe: Phase = {
         );
 
         const report1 = await simulation;
-        loadFigures(out, report1);
-        simErrors(out, report1);
-        await out.audit('audit of the first', {
-          api: first.api,
-          sql: db.sql,
-          reports: [report1],
-          leaseMs: 120_000,
-          tallyBefore: before,
-        });
+        recordLoad(out, report1);
+        await out.audit('audit of the first', first, db, { reports: [report1], tallyBefore: before });
 
         const stoppedAt = Date.now();
         const exit = await first.stop();
@@ -1102,11 +1055,8 @@ const secondServe: Phase = {
         );
         simErrors(out, report2);
         out.expect(report2.counts.applied > 0, 'the standby applied no booking after taking over');
-        await out.audit('audit of the standby', {
-          api,
-          sql: db.sql,
+        await out.audit('audit of the standby', second, db, {
           reports: [report2],
-          leaseMs: 120_000,
           tallyBefore: beforeSecond,
         });
       } finally {
@@ -1133,17 +1083,14 @@ const clientDeath: Phase = {
         const report = await runSimulation(
           simOptions(ctx, daemon, db, { durationMs: ctx.scale.phaseMs / 2, abandonShare: 0.2 }),
         );
-        loadFigures(out, report);
-        simErrors(out, report);
+        recordLoad(out, report);
         out.figure('abandoned', report.counts.abandoned);
         out.expect(report.counts.abandoned > 0, 'the simulated scheduler abandoned no booking');
         const withProc = report.bookings.filter((b) => b.fate === 'abandoned' && b.proc !== null).length;
         out.note(
           `${report.counts.abandoned} bookings abandoned (${withProc} after their proc insert), lease ${lease} s`,
         );
-        await out.audit('audit', {
-          api: daemon.api,
-          sql: db.sql,
+        await out.audit('audit', daemon, db, {
           reports: [report],
           leaseMs: lease * 1000,
           tallyBefore: before,

@@ -21,7 +21,25 @@ function admin(adminUrl: string): postgres.Sql {
  * file makes its own in beforeAll and drops it in afterAll, so files can run in parallel.
  */
 export async function createTestDatabase(adminUrl: string = inject('adminUrl')): Promise<TestDatabase> {
-  const name = `cueacct_t_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
+  return createDatabaseOn(adminUrl);
+}
+
+export interface DatabaseOnOptions {
+  /** Start of the new database's name; 16 random hex digits follow. Default `cueacct_t_`. */
+  namePrefix?: string;
+  /** More options of the pool on it (it always has max 4 and ignores notices). */
+  pool?: postgres.Options<Record<string, postgres.PostgresType>>;
+}
+
+/**
+ * A fresh database with the project's schema on the server of `adminUrl`, without vitest (the
+ * plain-node stress runner uses it too). A failed schema drops the database again.
+ */
+export async function createDatabaseOn(
+  adminUrl: string,
+  { namePrefix = 'cueacct_t_', pool = {} }: DatabaseOnOptions = {},
+): Promise<TestDatabase & { name: string }> {
+  const name = `${namePrefix}${randomUUID().replaceAll('-', '').slice(0, 16)}`;
   const a = admin(adminUrl);
   try {
     await a.unsafe(`CREATE DATABASE ${name}`);
@@ -30,7 +48,7 @@ export async function createTestDatabase(adminUrl: string = inject('adminUrl')):
   }
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  const sql = postgres(url.toString(), { max: 4, onnotice: () => {} });
+  const sql = postgres(url.toString(), { ...pool, max: 4, onnotice: () => {} });
 
   let dropped: Promise<void> | undefined;
   const drop = () =>
@@ -50,7 +68,7 @@ export async function createTestDatabase(adminUrl: string = inject('adminUrl')):
     await drop();
     throw err;
   }
-  return { url: url.toString(), sql, drop };
+  return { url: url.toString(), name, sql, drop };
 }
 
 export interface WaitForOptions {
