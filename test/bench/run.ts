@@ -13,7 +13,8 @@ import { createFarm, type FarmSpec } from '../../src/db/fixtures.js';
 import { startCluster } from '../../src/embedded/cluster.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { StoreBookingService } from '../http/store-service.js';
-import { LOCAL_ADMIN_URL, answers, createDatabase } from '../stress/harness.js';
+import { serverAnswers } from '../../src/db/connection.js';
+import { LOCAL_ADMIN_URL, createDatabase } from '../stress/harness.js';
 import { BENCH_FARM, benchFarm } from './farm-bench.js';
 import { benchHttp, httpBenchFarm } from './http-bench.js';
 import { benchReleases } from './release-bench.js';
@@ -75,7 +76,7 @@ async function main(): Promise<void> {
   const seconds = Number(process.env.BENCH_SECONDS ?? 2);
   let adminUrl = process.env.BENCH_ADMIN_URL || process.env.TEST_DATABASE_URL;
   let stopCluster = async () => {};
-  if (!adminUrl && (await answers(LOCAL_ADMIN_URL))) adminUrl = LOCAL_ADMIN_URL;
+  if (!adminUrl && (await serverAnswers(LOCAL_ADMIN_URL, 2_000))) adminUrl = LOCAL_ADMIN_URL;
   if (!adminUrl) {
     const cluster = await startCluster({});
     adminUrl = cluster.url;

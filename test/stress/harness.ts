@@ -6,7 +6,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import postgres, { type Sql } from 'postgres';
+import type { Sql } from 'postgres';
+import { serverAnswers } from '../../src/db/connection.js';
 import type { FarmSpec } from '../../src/db/fixtures.js';
 import { startCluster, type EmbeddedCluster } from '../../src/embedded/cluster.js';
 import { ApiClient } from '../../src/simulate/index.js';
@@ -125,23 +126,6 @@ export function createDatabase(adminUrl: string): Promise<Database> {
   });
 }
 
-/** Whether a server answers at `url` within `timeoutMs`. */
-export async function answers(url: string, timeoutMs = 2_000): Promise<boolean> {
-  const sql = postgres(url, {
-    max: 1,
-    connect_timeout: Math.ceil(timeoutMs / 1000),
-    onnotice: () => undefined,
-  });
-  try {
-    await sql`SELECT 1`;
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await sql.end({ timeout: 0 });
-  }
-}
-
 // ---- the daemon -----------------------------------------------------------------------------
 
 export interface RunningDaemon {
@@ -254,7 +238,7 @@ export async function startRestartableCluster(): Promise<RestartableCluster> {
     process.once('exit', kill);
     child.once('exit', () => process.removeListener('exit', kill));
     current = { pid: child.pid!, child };
-    await until(() => answers(cluster.url, 1_000), 30_000, 'the restarted postgres to answer');
+    await until(() => serverAnswers(cluster.url, 1_000), 30_000, 'the restarted postgres to answer');
   };
 
   return {

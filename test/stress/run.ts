@@ -14,7 +14,8 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { startCluster } from '../../src/embedded/cluster.js';
-import { CI_SCALE, DEFAULT_SCALE, LOCAL_ADMIN_URL, answers, describeKnobs, scaleFromEnv } from './harness.js';
+import { serverAnswers } from '../../src/db/connection.js';
+import { CI_SCALE, DEFAULT_SCALE, LOCAL_ADMIN_URL, describeKnobs, scaleFromEnv } from './harness.js';
 import { PHASES, runPhase, type PhaseResult } from './phases.js';
 import { guardPostgresTeardown } from '../../src/db/teardown-guard.js';
 
@@ -34,7 +35,7 @@ async function main(): Promise<number> {
 
   let adminUrl = env.STRESS_ADMIN_URL || env.TEST_DATABASE_URL;
   let stopCluster = async () => {};
-  if (!adminUrl && (await answers(LOCAL_ADMIN_URL))) adminUrl = LOCAL_ADMIN_URL;
+  if (!adminUrl && (await serverAnswers(LOCAL_ADMIN_URL, 2_000))) adminUrl = LOCAL_ADMIN_URL;
   if (!adminUrl) {
     const cluster = await startCluster({});
     console.log(
