@@ -5,15 +5,17 @@ export const VERTEX_KINDS: readonly VertexKind[] = ['subscription', 'folder', 'j
 /** Which cap a rejected booking ran into. */
 export type LimitTable = 'subscription' | 'folder' | 'job' | 'folder_gpus' | 'job_gpus';
 
-/** One booking: a slice of a host given to one frame, in whole cores and GPUs. */
-export interface BookingRequest {
+/** The keys of the three vertices a proc counts against: (show, alloc), folder, job. */
+export interface VertexKeys {
   show: string;
+  /** The allocation of the proc's host. */
   alloc: string;
   folder: string;
   job: string;
-  cores: number;
-  gpus: number;
 }
+
+/** One booking: a slice of a host given to one frame, in whole cores and GPUs (>= 0). */
+export interface BookingRequest extends VertexKeys, Totals {}
 
 export interface Rejection {
   readonly result: 'limit_exceeded';
@@ -23,14 +25,7 @@ export interface Rejection {
 }
 
 /** A release from the database feed: negative deltas (SPEC §2 `acct_release`). */
-export interface ReleaseDelta {
-  show: string;
-  alloc: string;
-  folder: string;
-  job: string;
-  cores: number;
-  gpus: number;
-}
+export interface ReleaseDelta extends VertexKeys, Totals {}
 
 /** Booked totals of one vertex in whole cores and GPUs. */
 export interface Totals {
