@@ -6,22 +6,27 @@
 import type { Logger } from 'pino';
 import type { Sql } from 'postgres';
 import pLimit from 'p-limit';
-import type { StateResponse, StatusResponse, VertexState } from '../api/types.js';
+import type { ConfirmResponse, RollbackResponse, StateResponse, StatusResponse } from '../api/types.js';
 import { buildCapSet, buildSnapshot, type CapRows } from '../core/boundary.js';
 import { Store } from '../core/store.js';
-import type { BookingRequest, DriftReport, LimitChange, VertexKind } from '../core/types.js';
-import { VERTEX_KINDS } from '../core/types.js';
-import { isOverCap, utilization, type VertexView } from '../core/vertex.js';
+import {
+  VERTEX_KINDS,
+  type BookingRequest,
+  type DriftReport,
+  type LimitChange,
+  type VertexKind,
+} from '../core/types.js';
+import { isOverCap } from '../core/vertex.js';
 import { capRows, managedShows, readAccounting, type NamedCapRows, type ShowRow } from '../db/queries.js';
-import { seedStore } from './seed.js';
 import { rewriteAccountingTables } from '../db/rewrite.js';
 import type { Metrics } from '../observability/metrics.js';
 import { LeaseBook } from './leases.js';
 import { Listener, type ListenerConnector } from './listener.js';
-import { SingleFlightLoop } from './single-flight-loop.js';
-import type { BookResult, BookingService, StateQuery } from './types.js';
-import type { ConfirmResponse, RollbackResponse } from '../api/types.js';
 import { PassRecord } from './pass-record.js';
+import { seedStore } from './seed.js';
+import { SingleFlightLoop } from './single-flight-loop.js';
+import { VertexNames, stateResponse } from './state-view.js';
+import type { BookResult, BookingService, StateQuery } from './types.js';
 
 export interface ServiceConfig {
   version: string;
@@ -49,25 +54,13 @@ export const DEFAULT_SERVICE_CONFIG: Omit<ServiceConfig, 'version'> = {
 /** Limit changes remembered so a cap read can replay those that arrived during it. */
 const LIMIT_LOG_SIZE = 10_000;
 
-interface Names {
-  shows: Map<string, string>;
-  allocs: Map<string, string>;
-  folders: Map<string, string>;
-  jobs: Map<string, string>;
-}
-
 export class AccountingService implements BookingService {
   readonly store = new Store();
   private readonly leases: LeaseBook;
   private readonly listener: Listener;
   private readonly managed = new Map<string, string>();
   private readonly deferred = new Map<string, string>();
-  private readonly names: Names = {
-    shows: new Map(),
-    allocs: new Map(),
-    folders: new Map(),
-    jobs: new Map(),
-  };
+  private readonly names = new VertexNames();
   private readonly loops: { recompute: SingleFlightLoop; reseed: SingleFlightLoop; shows: SingleFlightLoop };
   private readonly passes = {
     recompute: new PassRecord(),
@@ -226,7 +219,7 @@ export class AccountingService implements BookingService {
     const started = performance.now();
     const shows = await managedShows(this.pool);
     const { caps } = await seedStore(this.pool, this.store, shows, this.config.coreMultiplier);
-    this.rememberNames(caps);
+    this.names.remember(caps);
     for (const show of shows) this.publish(show);
     this.seeded = true;
     this.updateReady();
@@ -335,18 +328,12 @@ export class AccountingService implements BookingService {
   ): void {
     this.store.setCaps(buildCapSet(rows, this.config.coreMultiplier), options);
     for (const entry of this.limitLog) if (entry.seq > since) this.store.applyLimitChange(entry.change);
-    if ('allocName' in (rows.subscriptions[0] ?? {})) this.rememberNames(rows as NamedCapRows);
-  }
-
-  private rememberNames(rows: NamedCapRows): void {
-    for (const row of rows.subscriptions) this.names.allocs.set(row.alloc, row.allocName);
-    for (const row of rows.folders) this.names.folders.set(row.id, row.name);
-    for (const row of rows.jobs) this.names.jobs.set(row.id, row.name);
+    if ('allocName' in (rows.subscriptions[0] ?? {})) this.names.remember(rows as NamedCapRows);
   }
 
   private publish(show: ShowRow): void {
     this.managed.set(show.id, show.name);
-    this.names.shows.set(show.id, show.name);
+    this.names.rememberShow(show.id, show.name);
     this.metrics.managedShows.set(this.managed.size);
   }
 
@@ -431,23 +418,7 @@ export class AccountingService implements BookingService {
   }
 
   state(query: StateQuery): StateResponse {
-    const kinds = query.vertex === undefined ? VERTEX_KINDS : [query.vertex];
-    const showFilter = query.show === undefined ? undefined : this.resolveShow(query.show);
-    const rows: VertexState[] = [];
-    for (const kind of kinds) {
-      for (const vertex of this.store.vertices(kind)) {
-        if (vertex.show === undefined || !this.managed.has(vertex.show)) continue;
-        if (showFilter !== undefined && vertex.show !== showFilter) continue;
-        rows.push(this.vertexState(vertex));
-      }
-    }
-    sortStates(rows, query.sort ?? 'utilization');
-    const total = rows.length;
-    return {
-      epoch: this.store.epoch,
-      total,
-      vertices: query.top === undefined ? rows : rows.slice(0, query.top),
-    };
+    return stateResponse(this.store, this.managed, this.names, query);
   }
 
   status(): StatusResponse {
@@ -480,47 +451,6 @@ export class AccountingService implements BookingService {
       counts: this.counts(),
     };
   }
-
-  private resolveShow(idOrName: string): string {
-    if (this.managed.has(idOrName)) return idOrName;
-    for (const [id, name] of this.managed) if (name === idOrName) return id;
-    return idOrName;
-  }
-
-  private vertexState(vertex: VertexView): VertexState {
-    const bucket = (this.store.epoch & 1) as 0 | 1;
-    const subscription = vertex.kind === 'subscription';
-    const names =
-      vertex.kind === 'folder'
-        ? this.names.folders
-        : vertex.kind === 'job'
-          ? this.names.jobs
-          : this.names.allocs;
-    return {
-      kind: vertex.kind,
-      key: subscription ? `${vertex.show}/${vertex.id}` : vertex.id,
-      show: vertex.show ?? null,
-      alloc: vertex.alloc ?? null,
-      name: names.get(vertex.id) ?? null,
-      show_name: vertex.show === undefined ? null : (this.names.shows.get(vertex.show) ?? null),
-      cores: vertex.cores,
-      gpus: vertex.gpus,
-      inflight_cores: vertex.inflightCores,
-      inflight_gpus: vertex.inflightGpus,
-      settled_cores: vertex.settledCores(bucket),
-      settled_gpus: vertex.settledGpus(bucket),
-      max_cores: vertex.maxCores,
-      max_gpus: vertex.maxGpus,
-      utilization: utilization(vertex),
-    };
-  }
-}
-
-function sortStates(rows: VertexState[], sort: NonNullable<StateQuery['sort']>): void {
-  const label = (row: VertexState) => `${row.show_name ?? row.show ?? ''}/${row.name ?? row.key}`;
-  if (sort === 'name') rows.sort((a, b) => label(a).localeCompare(label(b)));
-  else if (sort === 'cores') rows.sort((a, b) => b.cores - a.cores || label(a).localeCompare(label(b)));
-  else rows.sort((a, b) => (b.utilization ?? -1) - (a.utilization ?? -1) || b.cores - a.cores);
 }
 
 function isoOrNull(ms: number | null): string | null {
