@@ -97,10 +97,10 @@ export const jsonFlag = Flags.boolean({
 });
 
 export const databaseUrlFlag = Flags.string({
-  summary: 'PostgreSQL connection URL (postgres://user:password@host:port/db?sslmode=…).',
-  description:
-    'Default: $DATABASE_URL, else the standard PG* variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, ' +
-    'PGSSLMODE), else localhost:5432. Prefer the environment for passwords: flags are visible in `ps`.',
+  summary:
+    'PostgreSQL connection URL (postgres://user:password@host:port/db?sslmode=…); default $DATABASE_URL, ' +
+    'else the standard PG* variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE), ' +
+    'else localhost:5432. Prefer the environment for passwords: flags are visible in `ps`.',
   helpValue: '<url>',
 });
 
