@@ -5,6 +5,11 @@
  *
  * All leases have the same duration, so expiry order is creation order: a FIFO queue with
  * a moving head makes add, take and sweep O(1) amortized.
+ *
+ * An id is `<process prefix>-<sequence in base 36>`, and the sequence is also the lease's
+ * position in the queue (plus an offset that moves when the queue is compacted). So a lookup
+ * parses the id and indexes the queue: no Map keyed by id strings, whose hashing and growth
+ * cost more than the rest of a booking (measured: about 1.2 µs per add at 2 M leases).
  */
 import { randomBytes } from 'node:crypto';
 import type { Booking } from '../core/store.js';
@@ -17,64 +22,95 @@ export interface Lease {
 
 export type TakeResult = { lease: Lease } | { expired: true } | undefined;
 
+/** A queue slot: the lease while active, `undefined` once taken or expired. */
+type Slot = Lease | undefined;
+
 export class LeaseBook {
-  private readonly active = new Map<string, Lease>();
-  private queue: Lease[] = [];
+  /** Leases by sequence number minus {@link base}; taken and expired ones are `undefined`. */
+  private queue: Slot[] = [];
+  /** Sequence number of `queue[0]`. */
+  private base = 0;
+  /** First slot not yet swept. */
   private head = 0;
-  /** Recently expired ids (with when to forget them), so a late confirm hears why. */
-  private readonly expired = new Map<string, number>();
+  private activeCount = 0;
+  /** Recently expired sequence numbers (with when to forget them), so a late confirm hears why. */
+  private readonly expired = new Map<number, number>();
   /** Ids of a previous process never collide with ours. */
-  private readonly prefix = randomBytes(4).toString('hex');
+  private readonly prefix = `${randomBytes(4).toString('hex')}-`;
   private sequence = 0;
 
   constructor(readonly leaseMs: number) {}
 
   get size(): number {
-    return this.active.size;
+    return this.activeCount;
   }
 
   add(booking: Booking, now: number): Lease {
     const lease: Lease = {
-      id: `${this.prefix}-${(this.sequence++).toString(36)}`,
+      id: this.prefix + (this.sequence++).toString(36),
       booking,
       expiresAt: now + this.leaseMs,
     };
-    this.active.set(lease.id, lease);
     this.queue.push(lease);
+    this.activeCount++;
     return lease;
   }
 
   /** Remove a lease to confirm or roll it back. */
   take(id: string): TakeResult {
-    const lease = this.active.get(id);
-    if (lease !== undefined) {
-      this.active.delete(id);
-      return { lease };
+    const seq = this.sequenceOf(id);
+    if (seq < 0) return undefined;
+    const index = seq - this.base;
+    if (index >= this.head && index < this.queue.length) {
+      const lease = this.queue[index];
+      if (lease !== undefined) {
+        this.queue[index] = undefined;
+        this.activeCount--;
+        return { lease };
+      }
+      return undefined;
     }
-    return this.expired.has(id) ? { expired: true } : undefined;
+    return this.expired.has(seq) ? { expired: true } : undefined;
   }
 
   /** Hand every lease that expired by `now` to `settle`; returns how many. */
   sweep(now: number, settle: (lease: Lease) => void): number {
     let count = 0;
-    while (this.head < this.queue.length) {
-      const lease = this.queue[this.head]!;
-      if (lease.expiresAt > now) break;
-      this.head++;
-      if (this.active.delete(lease.id)) {
-        this.expired.set(lease.id, now + this.leaseMs);
+    const queue = this.queue;
+    while (this.head < queue.length) {
+      const lease = queue[this.head];
+      if (lease !== undefined) {
+        if (lease.expiresAt > now) break;
+        queue[this.head] = undefined;
+        this.activeCount--;
+        this.expired.set(this.base + this.head, now + this.leaseMs);
+        this.head++;
         settle(lease);
         count++;
+      } else {
+        this.head++;
       }
     }
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
+      this.base += this.head;
       this.head = 0;
     }
-    for (const [id, forgetAt] of this.expired) {
+    for (const [seq, forgetAt] of this.expired) {
       if (forgetAt > now) break;
-      this.expired.delete(id);
+      this.expired.delete(seq);
     }
     return count;
+  }
+
+  /** The sequence number of one of our ids, or -1 for any other string. */
+  private sequenceOf(id: string): number {
+    const prefix = this.prefix;
+    if (id.length <= prefix.length || id.length > prefix.length + 11 || !id.startsWith(prefix)) return -1;
+    const digits = id.slice(prefix.length);
+    const seq = parseInt(digits, 36);
+    // Only the exact text `add` made names the lease (no `0` padding, no upper case, no sign).
+    if (!(seq >= 0 && seq < this.sequence) || seq.toString(36) !== digits) return -1;
+    return seq;
   }
 }
