@@ -99,27 +99,38 @@ function isJsonContentType(value: string): boolean {
   return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
 }
 
-/** The single-endpoint answer for a booking outcome (also the entry of a batch result). */
-function bookReply(result: BookResult, tally: BookTally): Reply {
+/**
+ * A booking outcome as an entry of a batch result: the status first, then the body the
+ * single endpoint answers ({@link bookReply}). Built as one object: a batch allocates no
+ * reply plus spread per op.
+ */
+type BatchEntry = { status: number } & Record<string, unknown>;
+
+function bookEntry(result: BookResult, tally: BookTally): BatchEntry {
   if ('error' in result) {
     tally.notReady++;
-    return { status: 503, body: { error: 'not_ready' } };
+    return { status: 503, error: 'not_ready' };
   }
   switch (result.result) {
     case 'applied':
       tally.applied++;
       return {
         status: 200,
-        body: { result: 'applied', booking: result.booking, lease_expires_at: result.lease_expires_at },
+        result: 'applied',
+        booking: result.booking,
+        lease_expires_at: result.lease_expires_at,
       };
     case 'not_managed':
       tally.notManaged++;
-      return { status: 200, body: { result: 'not_managed' } };
+      return { status: 200, result: 'not_managed' };
     case 'limit_exceeded':
       tally.limit.set(result.table, (tally.limit.get(result.table) ?? 0) + 1);
       return {
         status: 409,
-        body: { result: 'limit_exceeded', table: result.table, current: result.current, limit: result.limit },
+        result: 'limit_exceeded',
+        table: result.table,
+        current: result.current,
+        limit: result.limit,
       };
     default: {
       const unexpected: never = result;
@@ -128,9 +139,20 @@ function bookReply(result: BookResult, tally: BookTally): Reply {
   }
 }
 
+function settleEntry(result: ConfirmResponse | RollbackResponse): BatchEntry {
+  if ('error' in result) return { status: 404, error: result.error };
+  return { status: 200, result: result.result };
+}
+
+/** The single-endpoint answer for a booking outcome: its batch entry without the status. */
+function bookReply(result: BookResult, tally: BookTally): Reply {
+  const { status, ...body } = bookEntry(result, tally);
+  return { status, body };
+}
+
 function settleReply(result: ConfirmResponse | RollbackResponse): Reply {
-  if ('error' in result) return { status: 404, body: { error: result.error } };
-  return { status: 200, body: { result: result.result } };
+  const { status, ...body } = settleEntry(result);
+  return { status, body };
 }
 
 export function createHttpServer(options: HttpServerOptions): HttpServer {
@@ -375,22 +397,22 @@ class ApiServer implements HttpServer {
       return;
     }
     const ops = parsed.value;
-    const results = new Array<unknown>(ops.length);
+    const results = new Array<BatchEntry>(ops.length);
     const tally = new BookTally();
     try {
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i]!;
-        let reply: Reply;
+        let entry: BatchEntry;
         try {
-          if (op.op === 'book') reply = bookReply(this.service.book(toBookingRequest(op)), tally);
-          else if (op.op === 'confirm') reply = settleReply(this.service.confirm(op.booking));
-          else reply = settleReply(this.service.rollback(op.booking));
+          if (op.op === 'book') entry = bookEntry(this.service.book(toBookingRequest(op)), tally);
+          else if (op.op === 'confirm') entry = settleEntry(this.service.confirm(op.booking));
+          else entry = settleEntry(this.service.rollback(op.booking));
         } catch (err) {
           // One failing op must not hide the answers (booking ids) of the others.
           this.log.error({ err: this.scrub(err), op: op.op, index: i }, 'batch op failed');
-          reply = { status: 500, body: { error: 'internal_error' } };
+          entry = { status: 500, error: 'internal_error' };
         }
-        results[i] = { status: reply.status, ...(reply.body as object) };
+        results[i] = entry;
       }
     } finally {
       this.count(tally);
