@@ -22,16 +22,43 @@ export const FENCE_CHANNEL = 'cueacct_fence';
 export const PROBE_CHANNEL = 'cueacct_probe';
 
 export interface ReleasedProc extends ReleaseMessage {
+  proc: string;
   layer: string;
   dept: string;
-  /** Whether the show is scheduler-managed (only then is acct_release sent, as Cuebot does). */
+  /** Whether the show is scheduler-managed (only then does Cuebot send acct_release). */
   notified: boolean;
 }
 
 /**
+ * DELETE procs inside the caller's transaction and return what each `acct_release` would
+ * carry: whole cores per proc (centicores / multiplier, as Cuebot divides them), negative.
+ * Sends nothing: `releaseProcs` adds the notifications, the simulator and the stress suite
+ * use it alone for releases whose notification is lost or sent by hand.
+ */
+export async function deleteProcs(
+  tx: Sql,
+  procIds: readonly string[],
+  multiplier: number,
+): Promise<ReleasedProc[]> {
+  if (procIds.length === 0) return [];
+  const rows = await tx<(Omit<ReleasedProc, 'cores' | 'gpus'> & { centicores: string; gpus: number })[]>`
+    DELETE FROM proc p USING job j, host h, show s
+    WHERE p.pk_proc = ANY(${procIds as string[]})
+      AND j.pk_job = p.pk_job AND h.pk_host = p.pk_host AND s.pk_show = j.pk_show
+    RETURNING p.pk_proc AS proc, j.pk_show AS show, h.pk_alloc AS alloc, j.pk_folder AS folder,
+              j.pk_job AS job, p.pk_layer AS layer, j.pk_dept AS dept,
+              p.int_cores_reserved AS centicores, p.int_gpus_reserved AS gpus,
+              s.b_scheduler_managed AS notified`;
+  return rows.map(({ centicores, ...row }) => ({
+    ...row,
+    cores: -Math.trunc(Number(centicores) / multiplier),
+    gpus: -row.gpus,
+  }));
+}
+
+/**
  * Destroy procs the way Cuebot does: DELETE and, for managed shows, one acct_release per
- * proc in the same transaction. Cores on the wire are whole cores (centicores / multiplier,
- * per proc, as Cuebot divides them).
+ * proc in the same transaction.
  */
 export async function releaseProcs(
   sql: Sql,
@@ -40,36 +67,7 @@ export async function releaseProcs(
 ): Promise<ReleasedProc[]> {
   if (procIds.length === 0) return [];
   return sql.begin(async (tx) => {
-    const rows = await tx<
-      {
-        show: string;
-        alloc: string;
-        folder: string;
-        job: string;
-        layer: string;
-        dept: string;
-        centicores: string;
-        gpus: number;
-        managed: boolean;
-      }[]
-    >`
-      DELETE FROM proc p USING job j, host h, show s
-      WHERE p.pk_proc = ANY(${procIds as string[]})
-        AND j.pk_job = p.pk_job AND h.pk_host = p.pk_host AND s.pk_show = j.pk_show
-      RETURNING j.pk_show AS show, h.pk_alloc AS alloc, j.pk_folder AS folder, j.pk_job AS job,
-                p.pk_layer AS layer, j.pk_dept AS dept, p.int_cores_reserved AS centicores,
-                p.int_gpus_reserved AS gpus, s.b_scheduler_managed AS managed`;
-    const released: ReleasedProc[] = rows.map((row) => ({
-      show: row.show,
-      alloc: row.alloc,
-      folder: row.folder,
-      job: row.job,
-      layer: row.layer,
-      dept: row.dept,
-      cores: -Math.trunc(Number(row.centicores) / multiplier),
-      gpus: -row.gpus,
-      notified: row.managed,
-    }));
+    const released = await deleteProcs(tx as unknown as Sql, procIds, multiplier);
     const payloads = released.filter((r) => r.notified).map((r) => encodeRelease(r));
     if (payloads.length > 0) {
       await tx`SELECT pg_notify(${RELEASE_CHANNEL}, payload) FROM unnest(${payloads}::text[]) AS payload`;

@@ -4,8 +4,7 @@
  * `acct_limit_change` in the same transaction, as an admin tool does.
  */
 import type { Sql } from 'postgres';
-import type { ReleaseDelta } from '../core/types.js';
-import { changeNodeLimits, changeSubscriptionBurst, releaseProcs } from '../db/notify.js';
+import { changeNodeLimits, changeSubscriptionBurst, deleteProcs, releaseProcs } from '../db/notify.js';
 import { now, type Random } from './clock.js';
 import type { SimContext } from './context.js';
 import type { ReleasableProc } from './farm.js';
@@ -125,16 +124,18 @@ export class Cuebot {
     const startedAt = now();
     const ids = batch.map((p) => p.id);
     try {
+      // Silent: DELETE without acct_release, a release whose notification is lost.
       const rows = silent
-        ? await deleteSilently(ctx.sql, ids, ctx.options.coreMultiplier)
+        ? (await deleteProcs(ctx.sql, ids, ctx.options.coreMultiplier)).map((row) => ({
+            ...row,
+            notified: false,
+          }))
         : await releaseProcs(ctx.sql, ids, ctx.options.coreMultiplier);
       const committedAt = now();
       ctx.latency.release.add(committedAt - startedAt);
-      // releaseProcs does not return proc ids; a batch has one proc per job.
-      const byJob = new Map(batch.map((p) => [p.job, p.id]));
       for (const row of rows) {
         ctx.releases.push({
-          proc: 'proc' in row ? row.proc : (byJob.get(row.job) ?? ''),
+          proc: row.proc,
           show: row.show,
           alloc: row.alloc,
           folder: row.folder,
@@ -244,27 +245,6 @@ export class Cuebot {
       }
     }
   }
-}
-
-/** A proc deleted without its notification: the negative deltas `acct_release` would have carried. */
-interface Deleted extends ReleaseDelta {
-  proc: string;
-  notified: boolean;
-}
-
-/** DELETE without `acct_release`: a release whose notification is lost. */
-async function deleteSilently(sql: Sql, ids: string[], multiplier: number): Promise<Deleted[]> {
-  const rows = await sql<(Omit<Deleted, 'cores' | 'notified'> & { centicores: string })[]>`
-    DELETE FROM proc p USING job j, host h
-    WHERE p.pk_proc = ANY(${ids}) AND j.pk_job = p.pk_job AND h.pk_host = p.pk_host
-    RETURNING p.pk_proc AS proc, j.pk_show AS show, h.pk_alloc AS alloc, j.pk_folder AS folder, j.pk_job AS job,
-              p.int_cores_reserved AS centicores, p.int_gpus_reserved AS gpus`;
-  return rows.map((r) => ({
-    ...r,
-    cores: -Math.trunc(Number(r.centicores) / multiplier),
-    gpus: -r.gpus,
-    notified: false,
-  }));
 }
 
 async function readCap(sql: Sql, target: CapTarget, multiplier: number): Promise<number> {

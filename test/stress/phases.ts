@@ -6,7 +6,7 @@
  */
 import type { Sql } from 'postgres';
 import { createFarm, type FarmIds, type FarmSpec } from '../../src/db/fixtures.js';
-import { setShowManaged } from '../../src/db/notify.js';
+import { deleteProcs, setShowManaged } from '../../src/db/notify.js';
 import {
   LIMIT_CHANGE_CHANNEL,
   RELEASE_CHANNEL,
@@ -867,33 +867,17 @@ const flood: Phase = {
         const kinds = new Set<string>();
         for (let i = 0; i < ctx.scale.floodTransactions; i++) {
           await db.sql.begin(async (tx) => {
-            const procs = await tx<
-              {
-                show: string;
-                alloc: string;
-                folder: string;
-                job: string;
-                layer: string;
-                dept: string;
-                centicores: string;
-                gpus: number;
-              }[]
-            >`
-            WITH victim AS (
-              SELECT DISTINCT ON (p.pk_job) p.pk_proc FROM proc p JOIN job j ON j.pk_job = p.pk_job
-              WHERE j.pk_show = ${target} ORDER BY p.pk_job, random() LIMIT 2
-            )
-            DELETE FROM proc p USING job j, host h
-            WHERE p.pk_proc IN (SELECT pk_proc FROM victim) AND j.pk_job = p.pk_job AND h.pk_host = p.pk_host
-            RETURNING j.pk_show AS show, h.pk_alloc AS alloc, j.pk_folder AS folder, j.pk_job AS job, p.pk_layer AS layer,
-                      j.pk_dept AS dept, p.int_cores_reserved AS centicores, p.int_gpus_reserved AS gpus`;
+            const victims = await tx<{ id: string }[]>`
+            SELECT DISTINCT ON (p.pk_job) p.pk_proc AS id FROM proc p JOIN job j ON j.pk_job = p.pk_job
+            WHERE j.pk_show = ${target} ORDER BY p.pk_job, random() LIMIT 2`;
+            const procs = await deleteProcs(
+              tx as unknown as Sql,
+              victims.map((v) => v.id),
+              MULT,
+            );
             const payloads: { channel: string; payload: string }[] = procs.map((p) => ({
               channel: RELEASE_CHANNEL,
-              payload: encodeRelease({
-                ...p,
-                cores: -Math.trunc(Number(p.centicores) / MULT),
-                gpus: -p.gpus,
-              }),
+              payload: encodeRelease(p),
             }));
             const [job] = await tx<{ id: string }[]>`
             UPDATE job_resource SET int_max_cores = ${(50 + i) * MULT}
