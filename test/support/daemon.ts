@@ -33,7 +33,8 @@ export interface Daemon {
 }
 
 export interface DaemonOptions {
-  databaseUrl: string;
+  /** Omit for `--embedded`. */
+  databaseUrl?: string;
   /** Extra flags; `--listen 127.0.0.1:0` is added unless --listen or --socket is given. */
   args?: string[];
   env?: NodeJS.ProcessEnv;
@@ -44,7 +45,8 @@ export interface DaemonOptions {
 
 /** Spawn `cueacct serve` and resolve once it logs the address it listens on. */
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
-  const args = ['serve', '--database-url', options.databaseUrl, ...(options.args ?? [])];
+  const database = options.databaseUrl === undefined ? [] : ['--database-url', options.databaseUrl];
+  const args = ['serve', ...database, ...(options.args ?? [])];
   if (!args.includes('--listen') && !args.includes('--socket')) args.push('--listen', '127.0.0.1:0');
   const child = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, CUEACCT_LOG_LEVEL: 'debug', ...options.env, NO_COLOR: '1' },
