@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Sql } from 'postgres';
 import pLimit from 'p-limit';
 import type { ConfirmResponse, RollbackResponse, StateResponse, StatusResponse } from '../api/types.js';
-import { buildCapSet, buildSnapshot, type CapRows } from '../core/boundary.js';
+import { buildCapSet, buildSnapshot } from '../core/boundary.js';
 import { Store } from '../core/store.js';
 import {
   VERTEX_KINDS,
@@ -92,16 +92,16 @@ export class AccountingService implements BookingService {
       this.listenerHandlers(),
       logger.child({ part: 'listener' }),
     );
-    const loop = (name: 'recompute' | 'reseed' | 'shows', pass: () => Promise<void>, intervalMs: number) =>
-      new SingleFlightLoop(name, pass, intervalMs, () => undefined);
     this.loops = {
-      recompute: loop(
-        'recompute',
+      recompute: new SingleFlightLoop(
         () => this.timed('recompute', () => this.recomputePass()),
         config.recomputeIntervalMs,
       ),
-      reseed: loop('reseed', () => this.timed('reseed', () => this.reseedPass()), config.reseedIntervalMs),
-      shows: loop('shows', () => this.timed('shows', () => this.showsPass()), config.showsIntervalMs),
+      reseed: new SingleFlightLoop(
+        () => this.timed('reseed', () => this.reseedPass()),
+        config.reseedIntervalMs,
+      ),
+      shows: new SingleFlightLoop(() => this.timed('shows', () => this.showsPass()), config.showsIntervalMs),
     };
   }
 
@@ -322,13 +322,13 @@ export class AccountingService implements BookingService {
    * read began: a change committed after the read must win over the value it read.
    */
   private applyCaps(
-    rows: CapRows | NamedCapRows,
+    rows: NamedCapRows,
     options: { onlyUnseeded?: boolean; authoritativeShows?: ReadonlySet<string> },
     since: number,
   ): void {
     this.store.setCaps(buildCapSet(rows, this.config.coreMultiplier), options);
     for (const entry of this.limitLog) if (entry.seq > since) this.store.applyLimitChange(entry.change);
-    if ('allocName' in (rows.subscriptions[0] ?? {})) this.names.remember(rows as NamedCapRows);
+    this.names.remember(rows);
   }
 
   private publish(show: ShowRow): void {

@@ -9,11 +9,10 @@ export class SingleFlightLoop {
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
 
+  /** `pass` records and logs its own failures; a failed periodic pass just waits for the next tick. */
   constructor(
-    readonly name: string,
     private readonly pass: () => Promise<void>,
     private readonly intervalMs: number,
-    private readonly onTickError: (error: unknown) => void,
   ) {}
 
   /** Start ticking; the first periodic pass runs one interval from now. */
@@ -28,10 +27,6 @@ export class SingleFlightLoop {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     await Promise.allSettled([this.running, this.queued]);
-  }
-
-  get busy(): boolean {
-    return this.running !== undefined;
   }
 
   runNow(): Promise<void> {
@@ -59,7 +54,7 @@ export class SingleFlightLoop {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.runNow()
-        .catch(this.onTickError)
+        .catch(() => undefined)
         .finally(() => this.schedule());
     }, this.intervalMs);
     this.timer.unref();
