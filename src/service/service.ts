@@ -21,7 +21,7 @@ import { capRows, managedShows, readAccounting, type NamedCapRows, type ShowRow 
 import { rewriteAccountingTables } from '../db/rewrite.js';
 import type { Metrics } from '../observability/metrics.js';
 import { LeaseBook } from './leases.js';
-import { Listener, type ListenerConnector } from './listener.js';
+import { Listener, type ListenerConnector, type ListenerHandlers } from './listener.js';
 import { PassRecord } from './pass-record.js';
 import { seedStore } from './seed.js';
 import { SingleFlightLoop } from './single-flight-loop.js';
@@ -337,13 +337,13 @@ export class AccountingService implements BookingService {
     this.metrics.managedShows.set(this.managed.size);
   }
 
-  private listenerHandlers() {
+  private listenerHandlers(): ListenerHandlers {
     return {
-      release: (message: Parameters<Store['applyRelease']>[0]) => {
+      release: (message) => {
         this.store.applyRelease(message);
         this.metrics.releasesApplied.inc();
       },
-      limitChanges: (changes: LimitChange[]) => {
+      limitChanges: (changes) => {
         for (const change of changes) {
           this.store.applyLimitChange(change);
           this.limitLog.push({ seq: ++this.limitSeq, change });
@@ -354,14 +354,14 @@ export class AccountingService implements BookingService {
       managedChange: () => {
         this.refreshShows().catch(() => undefined);
       },
-      dropped: (channel: string, reason: string, error: string, payload: string) => {
+      dropped: (channel, reason, error, payload) => {
         this.metrics.notificationsDropped.inc({ channel, reason });
         this.logger.warn(
           { channel, reason, error, payload: payload.slice(0, 200) },
           'dropped malformed notification',
         );
       },
-      connected: (reconnect: boolean) => {
+      connected: (reconnect) => {
         this.metrics.listenerConnected.set(1);
         if (reconnect) this.metrics.listenerReconnects.inc();
         // Whatever was missed while disconnected is healed now, not after a whole interval.
