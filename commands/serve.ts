@@ -28,7 +28,9 @@ export default class Serve extends BaseCommand {
 then runs the recompute, reseed and shows-refresh loops and the NOTIFY listener, and serves the HTTP API \
 (/v1/book, /v1/confirm, /v1/rollback, /v1/batch, /v1/state, /v1/status, /v1/admin/*, /healthz, /readyz, /metrics).
 
-Until the bootstrap completes, and whenever the lock is lost, bookings answer 503 (fail closed). \
+Until the bootstrap completes, and whenever the lock's lease is not valid or the listener cannot follow \
+the feeds, bookings answer 503 (fail closed). After every acquisition of the lock the daemon serves only \
+once one --lock-ttl has passed (lock-delay). \
 With --token every path but /healthz needs "Authorization: Bearer <token>".
 
 SIGTERM/SIGINT shut down gracefully: stop accepting, finish in-flight requests, release the lock.
@@ -99,6 +101,14 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
       env: 'CUEACCT_SHOWS_INTERVAL',
     }),
     'core-multiplier': coreMultiplierFlag,
+    'lock-ttl': secondsFlag({
+      summary:
+        'The N=1 lock lease: bookings are accepted only while the last ownership proof of the lock started less than this many seconds ago, and only this long after every acquisition (lock-delay). See docs/operations.md for sizing.',
+      default: 5,
+      min: 0.2,
+      max: 600,
+      env: 'CUEACCT_LOCK_TTL',
+    }),
     standby: Flags.boolean({
       summary:
         'When another daemon holds the advisory lock, wait for it as a hot standby instead of exiting.',
@@ -178,6 +188,7 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
       },
       poolSize: flags['pool-size'],
       standby: flags.standby,
+      lockTtlMs: flags['lock-ttl'] * 1000,
       logger,
     });
     let simulation: { stop(): Promise<void> } | undefined;

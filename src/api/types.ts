@@ -56,11 +56,28 @@ export interface PassStatus {
   error: string | null;
 }
 
+/** The N=1 lock's state machine (docs/architecture.md "The lock is a lease"). */
+export type LockState = 'standby' | 'acquiring' | 'syncing' | 'serving' | 'fenced' | 'stopped';
+
+export interface LockStatus {
+  state: LockState;
+  /** Milliseconds since the last successful ownership probe started; null before the first. */
+  lease_age_ms: number | null;
+  /** The lease: bookings only while lease_age_ms is below this. */
+  ttl_ms: number;
+  /** Acquisitions after a wait or a loss (standby takeovers and re-acquires). */
+  handovers: number;
+  /** The PostgreSQL backend holding the lock for this daemon; null when not held. */
+  backend_pid: number | null;
+}
+
 export interface StatusResponse {
   version: string;
   uptime_s: number;
   ready: boolean;
   lock_held: boolean;
+  /** Absent when the service runs in-process without the daemon's N=1 lock. */
+  lock?: LockStatus;
   listener: {
     connected: boolean;
     reconnects: number;

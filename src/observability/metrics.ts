@@ -59,15 +59,52 @@ export class Metrics {
     help: 'Times the LISTEN connection was re-established after a loss.',
     registers: [this.registry],
   });
-  readonly lockHeld = new Gauge({
+  /** Read at scrape time: readiness also ends by the clock (the lock's lease), not only by events. */
+  lockHeldSource: (() => boolean) | undefined;
+  readonly lockHeld: Gauge = new Gauge({
     name: 'cueacct_lock_held',
     help: '1 while this process holds the N=1 advisory lock.',
     registers: [this.registry],
+    collect: (): void => {
+      if (this.lockHeldSource !== undefined) this.lockHeld.set(this.lockHeldSource() ? 1 : 0);
+    },
   });
-  readonly ready = new Gauge({
+  readySource: (() => boolean) | undefined;
+  readonly ready: Gauge = new Gauge({
     name: 'cueacct_ready',
-    help: '1 when seeded and holding the lock (bookings accepted).',
+    help: '1 when seeded, following the feeds and serving a valid lock lease (bookings accepted).',
     registers: [this.registry],
+    collect: (): void => {
+      if (this.readySource !== undefined) this.ready.set(this.readySource() ? 1 : 0);
+    },
+  });
+  /** The lock's state and the age of its last ownership proof, read at scrape time. */
+  lockSource: (() => { state: string; proofAgeSeconds: number | null }) | undefined;
+  readonly lockState: Gauge = new Gauge({
+    name: 'cueacct_lock_state',
+    help: 'The N=1 lock state machine: 1 for the current state (standby, acquiring, syncing, serving, fenced, stopped), 0 for the others.',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+    collect: (): void => {
+      const current = this.lockSource?.().state;
+      if (current === undefined) return;
+      for (const state of ['standby', 'acquiring', 'syncing', 'serving', 'fenced', 'stopped'])
+        this.lockState.set({ state }, state === current ? 1 : 0);
+    },
+  });
+  readonly lockHandovers = new Counter({
+    name: 'cueacct_lock_handovers_total',
+    help: 'Acquisitions of the N=1 lock after a wait or a loss (standby takeovers and re-acquires).',
+    registers: [this.registry],
+  });
+  readonly lockProofAge: Gauge = new Gauge({
+    name: 'cueacct_lock_last_proof_age_seconds',
+    help: 'Seconds since the last successful ownership probe of the N=1 lock started (+Inf before the first); bookings stop when it reaches the lock TTL.',
+    registers: [this.registry],
+    collect: (): void => {
+      if (this.lockSource === undefined) return;
+      this.lockProofAge.set(this.lockSource().proofAgeSeconds ?? Number.POSITIVE_INFINITY);
+    },
   });
   readonly passDuration = new Histogram({
     name: 'cueacct_pass_duration_seconds',

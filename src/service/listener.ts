@@ -7,10 +7,16 @@
  * read arrives after every notification committed before it (PostgreSQL delivers in
  * commit order), so once it arrives every release the snapshot already reflects has been
  * applied, and the overwrite cannot be followed by a release it already counted.
+ *
+ * Liveness: a socket that stalls (packets stop, socket stays open) never closes by itself,
+ * and postgres.js would otherwise reconnect a closed one behind our back. So the listener
+ * probes itself with the same self-NOTIFY round trip under a deadline; a late probe or fence,
+ * or a close, declares it disconnected, and the next attempt uses a fresh session.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Sql } from 'postgres';
+import { withDeadline } from './deadline.js';
 import {
   LIMIT_CHANGE_CHANNEL,
   MANAGED_CHANGE_CHANNEL,
@@ -52,7 +58,14 @@ export type ListenerConnector = (hooks: {
 
 export interface ListenerOptions {
   initialBackoffMs?: number;
+  /** Reconnect backoff cap; short so recovery after an outage is bounded (default 1 s). */
   maxBackoffMs?: number;
+  /** Time between liveness probes (default 1 s). */
+  probeIntervalMs?: number;
+  /** A probe not delivered within this declares the listener disconnected (default 2 s). */
+  probeTimeoutMs?: number;
+  /** Deadline of one connect + LISTEN attempt (default 3 s). */
+  connectTimeoutMs?: number;
 }
 
 interface PendingFence {
@@ -62,7 +75,11 @@ interface PendingFence {
 }
 
 export class Listener {
-  private readonly sql: Sql;
+  private sql: Sql;
+  /** Bumped whenever the session is replaced: late callbacks of an old one are ignored. */
+  private sessionSeq = 0;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private probing = false;
   private isConnected = false;
   private everConnected = false;
   private stopping = false;
@@ -75,14 +92,23 @@ export class Listener {
   lastNotificationAt: number | null = null;
 
   constructor(
-    connect: ListenerConnector,
+    private readonly connect: ListenerConnector,
     private readonly handlers: ListenerHandlers,
     private readonly logger: Logger,
     private readonly options: ListenerOptions = {},
   ) {
-    this.sql = connect({
-      onnotify: (channel, payload) => this.onNotify(channel, payload),
-      onclose: () => this.onClose(),
+    this.sql = this.openSession();
+  }
+
+  private openSession(): Sql {
+    const seq = ++this.sessionSeq;
+    return this.connect({
+      onnotify: (channel, payload) => {
+        if (seq === this.sessionSeq) this.onNotify(channel, payload);
+      },
+      onclose: () => {
+        if (seq === this.sessionSeq) this.onClose('connection lost');
+      },
     });
   }
 
@@ -99,6 +125,7 @@ export class Listener {
       await this.listen();
     } catch (error) {
       this.logger.warn({ err: String(error) }, 'listener could not connect; retrying');
+      this.replaceSession();
       this.scheduleReconnect(this.options.initialBackoffMs ?? 100);
     }
   }
@@ -106,17 +133,22 @@ export class Listener {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
+    if (this.probeTimer !== undefined) clearInterval(this.probeTimer);
     this.failFences(new Error('listener stopped'));
     this.isConnected = false;
-    await this.sql.end({ timeout: 1 });
+    this.sessionSeq++;
+    await this.sql.end({ timeout: 1 }).catch(() => undefined);
   }
 
   /**
    * Wait until every notification committed before now has been handled. Resolves false
-   * at once when disconnected (nothing is being delivered); rejects on timeout.
+   * at once when disconnected (nothing is being delivered); rejects on timeout, and then
+   * the listener is declared disconnected (it cannot follow the feeds).
    */
   async fence(timeoutMs: number): Promise<boolean> {
     if (!this.isConnected) return false;
+    const sql = this.sql;
+    const seq = this.sessionSeq;
     const id = `${this.fenceTag}:${this.fenceSequence++}`;
     const arrived = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -125,34 +157,68 @@ export class Listener {
       }, timeoutMs);
       this.fences.set(id, { resolve, reject, timer });
     });
+    // Not awaited: a stalled connection never settles it; the arrival (or its timer) decides.
+    sql`SELECT pg_notify(${FENCE_CHANNEL}, ${id})`.catch((error: unknown) =>
+      this.settleFence(id, error instanceof Error ? error : new Error(String(error))),
+    );
     try {
-      await this.sql`SELECT pg_notify(${FENCE_CHANNEL}, ${id})`;
+      await arrived;
     } catch (error) {
-      this.settleFence(id, error instanceof Error ? error : new Error(String(error)));
+      if (seq === this.sessionSeq && this.isConnected)
+        this.onClose(`self-notify not delivered: ${error instanceof Error ? error.message : String(error)}`);
+      throw error;
     }
-    await arrived;
     return true;
   }
 
   private async listen(): Promise<void> {
-    await this.sql.unsafe(LISTEN_CHANNELS.map((channel) => `LISTEN "${channel}"`).join('; '));
+    const seq = this.sessionSeq;
+    const connectTimeoutMs = this.options.connectTimeoutMs ?? 3_000;
+    await withDeadline(
+      this.sql.unsafe(LISTEN_CHANNELS.map((channel) => `LISTEN "${channel}"`).join('; ')),
+      connectTimeoutMs,
+      'LISTEN',
+    );
+    if (seq !== this.sessionSeq || this.stopping) throw new Error('listener session replaced during LISTEN');
     const reconnect = this.everConnected;
     this.isConnected = true;
     this.everConnected = true;
     if (reconnect) this.counts.reconnects++;
     this.logger.info({ reconnect }, 'listener connected');
+    this.startProbe();
     this.handlers.connected(reconnect);
   }
 
-  private onClose(): void {
+  /** Lost (closed, or a probe or fence came late): drop this session, reconnect on a fresh one. */
+  private onClose(reason: string): void {
     if (this.stopping) return;
     if (this.isConnected) {
       this.isConnected = false;
-      this.failFences(new Error('listener connection lost'));
-      this.logger.warn('listener connection lost; reconnecting');
-      this.handlers.disconnected('connection lost');
+      this.failFences(new Error(`listener ${reason}`));
+      this.logger.warn({ reason }, 'listener disconnected; reconnecting on a fresh session');
+      this.handlers.disconnected(reason);
     }
+    this.replaceSession();
     this.scheduleReconnect(this.options.initialBackoffMs ?? 100);
+  }
+
+  private replaceSession(): void {
+    const old = this.sql;
+    this.sql = this.openSession();
+    void old.end({ timeout: 0 }).catch(() => undefined);
+  }
+
+  private startProbe(): void {
+    if (this.probeTimer !== undefined) return;
+    this.probeTimer = setInterval(() => {
+      if (!this.isConnected || this.probing || this.stopping) return;
+      this.probing = true;
+      // fence() itself declares the listener disconnected when the probe comes late.
+      this.fence(this.options.probeTimeoutMs ?? 2_000)
+        .catch(() => undefined)
+        .finally(() => (this.probing = false));
+    }, this.options.probeIntervalMs ?? 1_000);
+    this.probeTimer.unref();
   }
 
   private scheduleReconnect(delayMs: number): void {
@@ -166,7 +232,10 @@ export class Listener {
         },
         (error: unknown) => {
           this.reconnecting = false;
-          const next = Math.min(delayMs * 2, this.options.maxBackoffMs ?? 5_000);
+          if (this.stopping) return;
+          // The attempt's session may be stalled: never retry on it.
+          this.replaceSession();
+          const next = Math.min(delayMs * 2, this.options.maxBackoffMs ?? 1_000);
           this.logger.warn({ err: String(error), retryInMs: next }, 'listener reconnect failed');
           this.scheduleReconnect(next);
         },

@@ -6,7 +6,13 @@
 import type { Logger } from 'pino';
 import type { Sql } from 'postgres';
 import pLimit from 'p-limit';
-import type { ConfirmResponse, RollbackResponse, StateResponse, StatusResponse } from '../api/types.js';
+import type {
+  ConfirmResponse,
+  LockStatus,
+  RollbackResponse,
+  StateResponse,
+  StatusResponse,
+} from '../api/types.js';
 import { buildCapSet, buildSnapshot } from '../core/boundary.js';
 import { Store } from '../core/store.js';
 import {
@@ -20,6 +26,7 @@ import { isOverCap } from '../core/vertex.js';
 import { capRows, managedShows, readAccounting, type NamedCapRows, type ShowRow } from '../db/queries.js';
 import { rewriteAccountingTables } from '../db/rewrite.js';
 import type { Metrics } from '../observability/metrics.js';
+import { withDeadline } from './deadline.js';
 import { LeaseBook } from './leases.js';
 import { Listener, type ListenerConnector, type ListenerHandlers } from './listener.js';
 import { PassRecord } from './pass-record.js';
@@ -39,6 +46,22 @@ export interface ServiceConfig {
   fenceTimeoutMs: number;
   /** Concurrent queries of one pass (PG table rewrites, flip seeds). */
   passConcurrency: number;
+  /** Hard deadline of one recompute, reseed or shows pass: a stalled connection fails it (counted, retried). */
+  passTimeoutMs: number;
+  /** Listener liveness: a self-NOTIFY every interval must arrive within the timeout. */
+  listenerProbeIntervalMs: number;
+  listenerProbeTimeoutMs: number;
+}
+
+/**
+ * The N=1 lock as the service sees it (the daemon's lease). Without one (in-process use)
+ * the service serves whenever it is seeded and its listener follows the feeds.
+ */
+export interface LockView {
+  /** Whether bookings may be accepted now: called on every booking, so it must be a cheap compare. */
+  serving(): boolean;
+  held(): boolean;
+  status(): LockStatus;
 }
 
 export const DEFAULT_SERVICE_CONFIG: Omit<ServiceConfig, 'version'> = {
@@ -49,6 +72,9 @@ export const DEFAULT_SERVICE_CONFIG: Omit<ServiceConfig, 'version'> = {
   showsIntervalMs: 30_000,
   fenceTimeoutMs: 10_000,
   passConcurrency: 2,
+  passTimeoutMs: 60_000,
+  listenerProbeIntervalMs: 1_000,
+  listenerProbeTimeoutMs: 2_000,
 };
 
 /** Limit changes remembered so a cap read can replay those that arrived during it. */
@@ -71,7 +97,7 @@ export class AccountingService implements BookingService {
   private limitLog: { seq: number; change: LimitChange }[] = [];
   private limitSeq = 0;
   private seeded = false;
-  private lockHeld = true;
+  private lock: LockView | undefined;
   private readonly startedAt = Date.now();
   private leaseTimer: NodeJS.Timeout | undefined;
   private readonly counters = { applied: 0, rejected: 0, not_managed: 0, lease_expired: 0 };
@@ -87,10 +113,13 @@ export class AccountingService implements BookingService {
   ) {
     this.leases = new LeaseBook(config.leaseMs);
     metrics.inflightSource = () => this.store.inflightCount;
+    metrics.readySource = () => this.ready;
+    metrics.lockHeldSource = () => this.lock?.held() ?? true;
     this.listener = new Listener(
       connectListener,
       this.listenerHandlers(),
       logger.child({ part: 'listener' }),
+      { probeIntervalMs: config.listenerProbeIntervalMs, probeTimeoutMs: config.listenerProbeTimeoutMs },
     );
     this.loops = {
       recompute: new SingleFlightLoop(
@@ -125,14 +154,15 @@ export class AccountingService implements BookingService {
     await this.listener.stop();
   }
 
-  /** The daemon reports the N=1 lock; without it no booking is accepted. */
-  setLockHeld(held: boolean): void {
-    this.lockHeld = held;
+  /** The daemon's N=1 lease; from then on no booking is accepted unless it says serving. */
+  attachLock(lock: LockView): void {
+    this.lock = lock;
     this.updateReady();
   }
 
+  /** Seeded, following the feeds, and (under a daemon) serving a valid lease: checked per booking. */
   get ready(): boolean {
-    return this.seeded && this.lockHeld;
+    return this.seeded && this.listener.connected && (this.lock?.serving() ?? true);
   }
 
   get listenerConnected(): boolean {
@@ -380,7 +410,9 @@ export class AccountingService implements BookingService {
     const record = this.passes[pass];
     const started = performance.now();
     try {
-      await run();
+      // A stalled connection must fail the pass, not hang its loop: the next pass retries.
+      // An abandoned pass that wakes up later is harmless: its overwrite checks the epoch.
+      await withDeadline(run(), this.config.passTimeoutMs, `${pass} pass`);
       record.succeeded(Date.now(), performance.now() - started);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
@@ -395,7 +427,7 @@ export class AccountingService implements BookingService {
 
   private updateReady(): void {
     this.metrics.ready.set(this.ready ? 1 : 0);
-    this.metrics.lockHeld.set(this.lockHeld ? 1 : 0);
+    this.metrics.lockHeld.set((this.lock?.held() ?? true) ? 1 : 0);
   }
 
   /** A missed cap decrease is the only way a counter can sit above its cap: make it visible. */
@@ -427,7 +459,8 @@ export class AccountingService implements BookingService {
       version: this.config.version,
       uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
       ready: this.ready,
-      lock_held: this.lockHeld,
+      lock_held: this.lock?.held() ?? true,
+      ...(this.lock === undefined ? {} : { lock: this.lock.status() }),
       listener: {
         connected: this.listener.connected,
         reconnects: counts.reconnects,
