@@ -151,6 +151,7 @@ export class Daemon {
       this.config.service,
       logger.child({ part: 'service' }),
       this.metrics,
+      () => (this.pool = openPool(this.target, this.config.poolSize)),
     );
     this.service.attachLock({
       serving: () => this.serving,

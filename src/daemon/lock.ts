@@ -124,7 +124,11 @@ export class AdvisoryLock {
   async holder(): Promise<LockHolder | undefined> {
     const { session, seq } = this.openIfNeeded();
     try {
-      return await withDeadline(advisoryLockHolder(session), this.timings.acquireTimeoutMs, 'lock holder query');
+      return await withDeadline(
+        advisoryLockHolder(session),
+        this.timings.acquireTimeoutMs,
+        'lock holder query',
+      );
     } catch (error) {
       if (seq === this.sessionSeq) this.dropSession();
       throw error;
@@ -179,7 +183,9 @@ export class AdvisoryLock {
       );
       if (seq !== this.sessionSeq) return;
       if (proof.pid !== this.backendPid || !proof.held) {
-        this.lose(`ownership proof failed: backend ${proof.pid} (locked by ${this.backendPid}) holds it: ${proof.held}`);
+        this.lose(
+          `ownership proof failed: backend ${proof.pid} (locked by ${this.backendPid}) holds it: ${proof.held}`,
+        );
         return;
       }
       this.lastProofAt = started;

@@ -26,7 +26,8 @@ import { isOverCap } from '../core/vertex.js';
 import { capRows, managedShows, readAccounting, type NamedCapRows, type ShowRow } from '../db/queries.js';
 import { rewriteAccountingTables } from '../db/rewrite.js';
 import type { Metrics } from '../observability/metrics.js';
-import { withDeadline } from './deadline.js';
+import { isUnreachableError } from '../cli/errors.js';
+import { DeadlineError, withDeadline } from './deadline.js';
 import { LeaseBook } from './leases.js';
 import { Listener, type ListenerConnector, type ListenerHandlers } from './listener.js';
 import { PassRecord } from './pass-record.js';
@@ -105,11 +106,18 @@ export class AccountingService implements BookingService {
   private lastExpiry = { ms: Number.NaN, text: '' };
 
   constructor(
-    private readonly pool: Sql,
+    private pool: Sql,
     connectListener: ListenerConnector,
     private readonly config: ServiceConfig,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
+    /**
+     * Opens a replacement pool (the daemon's). postgres.js can leave a pooled connection
+     * stuck after its backend was killed mid-connect (every query on it ends in
+     * CONNECT_TIMEOUT, for as long as the process runs): a pass that fails on the
+     * connection swaps the whole pool, so recovery never waits on a wedged connection.
+     */
+    private readonly renewPool?: () => Sql,
   ) {
     this.leases = new LeaseBook(config.leaseMs);
     metrics.inflightSource = () => this.store.inflightCount;
@@ -409,6 +417,7 @@ export class AccountingService implements BookingService {
   private async timed(pass: 'recompute' | 'reseed' | 'shows', run: () => Promise<void>): Promise<void> {
     const record = this.passes[pass];
     const started = performance.now();
+    const pool = this.pool;
     try {
       // A stalled connection must fail the pass, not hang its loop: the next pass retries.
       // An abandoned pass that wakes up later is harmless: its overwrite checks the epoch.
@@ -419,6 +428,11 @@ export class AccountingService implements BookingService {
       record.failed(Date.now(), performance.now() - started, message);
       this.metrics.passFailures.inc({ pass });
       this.logger.warn({ pass, err: message }, 'pass failed; retrying next tick');
+      if (pool === this.pool && this.renewPool !== undefined && isConnectionFailure(error)) {
+        this.pool = this.renewPool();
+        this.logger.warn({ pass }, 'query pool replaced after a connection failure');
+        void pool.end({ timeout: 1 }).catch(() => undefined);
+      }
       throw error;
     } finally {
       this.metrics.passDuration.observe({ pass }, (performance.now() - started) / 1000);
@@ -484,6 +498,15 @@ export class AccountingService implements BookingService {
       counts: this.counts(),
     };
   }
+}
+
+function isConnectionFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return (
+    error instanceof DeadlineError ||
+    isUnreachableError(error) ||
+    (typeof code === 'string' && (code.startsWith('57P') || code.startsWith('08')))
+  );
 }
 
 function isoOrNull(ms: number | null): string | null {

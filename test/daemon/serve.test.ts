@@ -13,7 +13,8 @@ let farm: SmallFarm;
 const daemons: Daemon[] = [];
 
 async function serve(args: string[] = [], waitReady = true): Promise<Daemon> {
-  const daemon = await startDaemon({ databaseUrl: db.url, args });
+  // A short lock TTL: every start waits one TTL (the lock-delay) before it serves.
+  const daemon = await startDaemon({ databaseUrl: db.url, args, env: { CUEACCT_LOCK_TTL: '1' } });
   daemons.push(daemon);
   const token = args.includes('--token') ? args[args.indexOf('--token') + 1] : undefined;
   if (waitReady) {
