@@ -98,6 +98,9 @@ export function headerLines(vm: ViewModel, extra: { paused?: boolean } = {}): Li
     ...flag('ready', h.ready),
     SEP,
     ...flag('lock', h.lockHeld),
+    ...(h.lockState === null
+      ? []
+      : [{ text: ` (${h.lockState})`, tone: h.lockState === 'serving' ? 'dim' : 'warn' } as Segment]),
     SEP,
     ...flag('listener', h.listenerConnected),
     SEP,

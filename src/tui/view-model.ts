@@ -115,6 +115,8 @@ export interface HeaderModel {
   uptimeText: string;
   ready: boolean;
   lockHeld: boolean;
+  /** The lock state machine's state (`serving`, `fenced`, …); null from a service without the lock. */
+  lockState: string | null;
   listenerConnected: boolean;
   listenerReconnects: number;
   droppedNotifications: number;
@@ -428,6 +430,7 @@ export function buildHeader(
     uptimeText: formatDuration(status.uptime_s * 1000),
     ready: status.ready,
     lockHeld: status.lock_held,
+    lockState: status.lock?.state ?? null,
     listenerConnected: status.listener.connected,
     listenerReconnects: status.listener.reconnects,
     droppedNotifications: status.listener.dropped,

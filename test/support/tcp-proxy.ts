@@ -153,7 +153,11 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       if (name === undefined) stallAll = true;
       else stalledNames.add(name);
       let n = 0;
-      for (const link of links) if (matches(link, name)) (stallLink(link), n++);
+      for (const link of links) {
+        if (!matches(link, name)) continue;
+        stallLink(link);
+        n++;
+      }
       return n;
     },
     heal(name) {
@@ -165,7 +169,11 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
     cut(name) {
       let n = 0;
-      for (const link of [...links]) if (matches(link, name)) (destroy(link), n++);
+      for (const link of [...links]) {
+        if (!matches(link, name)) continue;
+        destroy(link);
+        n++;
+      }
       return n;
     },
     close: async () => {

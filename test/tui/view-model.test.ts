@@ -396,6 +396,7 @@ describe('buildHeader', () => {
       uptimeText: '1h00m',
       ready: false,
       lockHeld: false,
+      lockState: null,
       listenerConnected: false,
       listenerReconnects: 2,
       droppedNotifications: 7,
