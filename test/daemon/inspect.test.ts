@@ -45,7 +45,7 @@ describe('cueacct inspect', () => {
   it('--once prints one plain frame: header, names, booked/cap, the job at its cap', async () => {
     const { code, stdout } = await inspect(['--daemon', daemon.url, '--once', '--vertex', 'job']);
     expect(code).toBe(0);
-    expect(stdout).toMatch(/ready yes · lock yes · listener yes/);
+    expect(stdout).toMatch(/ready yes · lock yes \(serving\) · listener yes/);
     expect(stdout).toMatch(/hero-comp\s+inspect-show\s+4\/4/);
     expect(stdout).toContain('OVER');
     expect(stdout).not.toContain(String.fromCharCode(27)); // no ANSI colour when not a TTY
