@@ -221,10 +221,17 @@ describe('cueacct recompute with a live daemon', () => {
   beforeAll(async () => {
     await exact();
     daemon = await startDaemon({ databaseUrl: db.url, args: QUIET_DAEMON });
-    await waitFor(async () => (await api(daemon, 'GET', '/v1/status')).body.last_recompute?.ok === true, {
-      timeoutMs: 15_000,
-      message: 'daemon ready after its first recompute',
-    });
+    // Ready (the lock-delay has passed) and after its first recompute.
+    await waitFor(
+      async () => {
+        const { body } = await api(daemon, 'GET', '/v1/status');
+        return body.ready === true && body.last_recompute?.ok === true;
+      },
+      {
+        timeoutMs: 15_000,
+        message: 'daemon ready after its first recompute',
+      },
+    );
   });
   afterAll(async () => {
     await daemon?.stop();
