@@ -8,7 +8,7 @@
  * Run `npm run build` first: the daemon and the CLI run from build/.
  */
 import type { Sql } from 'postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 
 import { openPool } from '../../src/db/connection.js';
 import { createFrame, createLayer, createProc } from '../../src/db/fixtures.js';
@@ -117,6 +117,15 @@ describe.skipIf(!present)('PostgreSQL primary failover (promoted streaming stand
 
   it('follows the promoted standby: fails closed without a primary, then exact and never past a cap', async () => {
     const url = pair.multiHostUrl(db.name);
+    onTestFailed(() => {
+      const log = daemon?.output().split('\n') ?? [];
+      console.log(
+        log
+          .filter((line) => !line.includes('"path":"/'))
+          .slice(-60)
+          .join('\n'),
+      );
+    });
     daemon = await startDaemon({ databaseUrl: url });
     const d = daemon;
     await waitFor(
@@ -176,36 +185,57 @@ describe.skipIf(!present)('PostgreSQL primary failover (promoted streaming stand
         if (status === 503) await new Promise((r) => setTimeout(r, 20)); // pacing, not synchronization
       }
     })();
-    await waitFor(() => outcomes.length >= BEFORE_CRASH + 1, {
-      timeoutMs: 10_000,
-      message: 'a booking during load',
-    });
+    booker.catch(() => undefined); // fails where it is awaited below, never as an unhandled rejection
+    let crashAt = 0,
+      closedAt = 0,
+      promoteAt = 0,
+      promotedAt = 0,
+      servingAt = 0;
+    try {
+      await waitFor(() => outcomes.length >= BEFORE_CRASH + 1, {
+        timeoutMs: 10_000,
+        message: 'a booking during load',
+      });
 
-    const crashAt = Date.now();
-    await pair.crashPrimary();
-    await waitFor(async () => !(await ready(d)), { timeoutMs: 15_000, message: 'daemon fails closed' });
-    const closedAt = Date.now();
+      crashAt = Date.now();
+      await pair.crashPrimary();
+      await waitFor(async () => !(await ready(d)), { timeoutMs: 15_000, message: 'daemon fails closed' });
+      closedAt = Date.now();
 
-    // No primary at all: every booking is refused (fail closed), for a while.
-    const windowEnd = Date.now() + 1_500;
-    while (Date.now() < windowEnd) {
-      const attempt = await api(d, 'POST', '/v1/book', bookingFor(farm, 1));
-      expect(attempt.status).toBe(503);
-      expect(await ready(d)).toBe(false);
+      // No primary at all, for longer than the daemon's lock retry (1 s): every booking is refused
+      // (fail closed), and no daemon connection settles on the standby — the lock "taken" on a hot
+      // standby would be no lock at all (the old primary may still be alive behind a partition).
+      const standby = openPool({ url: pair.urlOf(pair.standby, db.name) }, 1, 'failover-test-standby');
+      try {
+        const windowEnd = Date.now() + 2_500;
+        while (Date.now() < windowEnd) {
+          const attempt = await api(d, 'POST', '/v1/book', bookingFor(farm, 1));
+          expect(attempt.status).toBe(503);
+          expect(await ready(d)).toBe(false);
+          const [locks] = await standby<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted`;
+          expect(locks!.n, 'advisory lock held on the standby').toBe(0);
+        }
+      } finally {
+        await standby.end({ timeout: 1 });
+      }
+
+      promoteAt = Date.now();
+      await pair.promoteStandby();
+      promotedAt = Date.now();
+      await waitFor(() => ready(d), {
+        timeoutMs: 60_000,
+        intervalMs: 25,
+        message: 'daemon serving the new primary',
+      });
+      servingAt = Date.now();
+
+      await withTimeout(booker, 60_000, 'booking up to the cap after the failover');
+      stopBooking = true;
+    } finally {
+      stopBooking = true;
+      await withTimeout(booker, 70_000, 'the booking loop to stop').catch(() => undefined);
     }
-
-    const promoteAt = Date.now();
-    await pair.promoteStandby();
-    const promotedAt = Date.now();
-    await waitFor(() => ready(d), {
-      timeoutMs: 60_000,
-      intervalMs: 25,
-      message: 'daemon serving the new primary',
-    });
-    const servingAt = Date.now();
-
-    await withTimeout(booker, 60_000, 'booking up to the cap after the failover');
-    stopBooking = true;
 
     // Exact: the daemon's counters equal SUM(proc) on the new primary (nothing in flight)...
     const newPrimary = openPool({ url: pair.urlOf(pair.standby, db.name) }, 1, 'failover-test-check');
