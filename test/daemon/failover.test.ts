@@ -113,6 +113,18 @@ describe.skipIf(!present)('PostgreSQL primary failover (promoted streaming stand
     ]);
     expect(audit.code).toBe(0);
     expect(JSON.parse(audit.stdout)).toMatchObject({ ok: true, dry_run: true, drift: [] });
+
+    // The same through the libpq variables: PGHOST=h1,h2 with one port per host.
+    const pgEnv = {
+      PGHOST: '127.0.0.1,127.0.0.1',
+      PGPORT: `${pair.standby.port},${pair.primary.port}`,
+      PGUSER: 'postgres',
+      PGDATABASE: db.name,
+      PGTARGETSESSIONATTRS: 'read-write',
+    };
+    const viaEnv = await cli(['recompute', '--skip-daemon'], pgEnv);
+    expect(viaEnv.stderr).toBe('');
+    expect(viaEnv.code).toBe(0);
   });
 
   it('follows the promoted standby: fails closed without a primary, then exact and never past a cap', async () => {
