@@ -18,10 +18,18 @@ import { api, startDaemon, type Daemon } from '../support/daemon.js';
 import { replicaBinariesPresent, startReplicatedPair, type ReplicatedPair } from '../support/replica.js';
 import { bookingFor, createSmallFarm, type SmallFarm } from '../support/service.js';
 
-const JOB_CAP = 12;
+const JOB_CAP = 16;
+/**
+ * The job's cap as lowered on the primary just before it crashes, with the acct_limit_change
+ * NOTIFY lost in the crash (committed and replicated, never delivered): only the daemon's
+ * catch-up reseed on the new primary can learn it.
+ */
+const LOWERED_JOB_CAP = 12;
 const BURST = 40;
 /** Bookings made (and their procs committed) before the primary is crashed. */
 const BEFORE_CRASH = 6;
+/** The load does not run further ahead than this before the crash (it stays under the lowered cap). */
+const LOAD_AHEAD = 4;
 /** Frames prepared up front, so the "scheduler" writes only proc rows during the failover. */
 const FRAMES = 30;
 
@@ -61,6 +69,11 @@ async function daemonCores(d: Daemon, vertex: 'job' | 'subscription'): Promise<n
   const state = await api(d, 'GET', `/v1/state?vertex=${vertex}&show=${farm.show}`);
   expect(state.status).toBe(200);
   return state.body.vertices[0].cores as number;
+}
+
+/** Cuebot lowering a job's max cores, its NOTIFY lost (see LOWERED_JOB_CAP). */
+async function lowerJobCapSilently(sql: Sql, cores: number): Promise<void> {
+  await sql`UPDATE job_resource SET int_max_cores = ${cores * 100} WHERE pk_job = ${farm.job}`;
 }
 
 interface Outcome {
@@ -188,8 +201,12 @@ describe.skipIf(!present)('PostgreSQL primary failover (promoted streaming stand
     // The scheduler keeps booking through the failover, so bookings are in flight at the crash.
     const statuses: { status: number; at: number }[] = [];
     let stopBooking = false;
+    let crashing = false;
     const booker = (async () => {
       while (!stopBooking) {
+        if (!crashing && outcomes.length >= BEFORE_CRASH + LOAD_AHEAD) {
+          await waitFor(() => crashing || stopBooking, { timeoutMs: 30_000, message: 'the crash' });
+        }
         const status = await bookOne();
         statuses.push({ status, at: Date.now() });
         // Stop once the cap is reached after the recovery.
@@ -209,6 +226,8 @@ describe.skipIf(!present)('PostgreSQL primary failover (promoted streaming stand
         message: 'a booking during load',
       });
 
+      await lowerJobCapSilently(db.sql, LOWERED_JOB_CAP);
+      crashing = true;
       crashAt = Date.now();
       await pair.crashPrimary();
       await waitFor(async () => !(await ready(d)), { timeoutMs: 15_000, message: 'daemon fails closed' });
@@ -256,12 +275,12 @@ describe.skipIf(!present)('PostgreSQL primary failover (promoted streaming stand
       expect(await daemonCores(d, 'job')).toBe(truth.job);
       expect(await daemonCores(d, 'subscription')).toBe(truth.subscription);
       // ...the job was booked right up to its cap and not past it...
-      expect(truth.job).toBe(JOB_CAP);
+      expect(truth.job).toBe(LOWERED_JOB_CAP);
       expect(truth.subscription).toBeLessThanOrEqual(BURST);
       // ...and the bookings the daemon accepted and the scheduler kept are exactly those procs.
       const kept = outcomes.filter((o) => o.end === 'confirmed').length;
       expect(kept).toBe(truth.procs);
-      expect(kept).toBeLessThanOrEqual(JOB_CAP);
+      expect(kept).toBeLessThanOrEqual(LOWERED_JOB_CAP);
       // A recompute now finds no drift: the catch-up recompute already made the store exact.
       const recompute = await api(d, 'POST', '/v1/admin/recompute');
       expect(recompute.status).toBe(200);
