@@ -54,6 +54,29 @@ export function sessionAttrsFor(target: ConnectionTarget): {
   };
 }
 
+/**
+ * Bound `work` (a first round trip) by the connect timeout. With several hosts postgres.js 3.4.9
+ * never fails a connection attempt: every error (refused, a standby refused by
+ * target_session_attrs) moves on to the next host, round and round, and the query waits until
+ * some host qualifies. A one-shot command must not wait forever for a primary that is not coming:
+ * after the timeout it fails with CONNECT_TIMEOUT, as an unreachable single host does.
+ */
+export async function withConnectDeadline<T>(target: ConnectionTarget, work: Promise<T>): Promise<T> {
+  const seconds = target.options?.connect_timeout ?? CONNECT_TIMEOUT_S;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new Error(`no usable server answered within ${seconds} s`);
+      reject(Object.assign(error, { code: 'CONNECT_TIMEOUT' }));
+    }, seconds * 1000);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function open(
   target: ConnectionTarget,
   options: postgres.Options<Record<string, postgres.PostgresType>>,

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 
 import { openPool } from '../../src/db/connection.js';
 import { createFrame, createLayer, createProc } from '../../src/db/fixtures.js';
-import { cli } from '../commands/support.js';
+import { cli, closedPort, oneLine } from '../commands/support.js';
 import { createDatabaseOn, waitFor, type TestDatabase } from '../support/db.js';
 import { api, startDaemon, type Daemon } from '../support/daemon.js';
 import { replicaBinariesPresent, startReplicatedPair, type ReplicatedPair } from '../support/replica.js';
@@ -138,7 +138,19 @@ describe.skipIf(!present)('PostgreSQL primary failover (promoted streaming stand
     const viaEnv = await cli(['recompute', '--skip-daemon'], pgEnv);
     expect(viaEnv.stderr).toBe('');
     expect(viaEnv.code).toBe(0);
-  });
+
+    // No primary among the hosts (the standby and a closed port): postgres.js alone would go round
+    // them forever; the command gives up after the connect timeout, one line, exit 3.
+    const noPrimary = await cli(['recompute', '--dry-run', '--skip-daemon'], {
+      ...pgEnv,
+      PGPORT: `${pair.standby.port},${await closedPort()}`,
+      PGCONNECT_TIMEOUT: '2',
+    });
+    expect(noPrimary.code).toBe(3);
+    expect(oneLine(noPrimary.stderr)).toMatch(
+      /^cueacct recompute: cannot reach the database at postgres:\/\/postgres@127\.0\.0\.1:\d+,127\.0\.0\.1:\d+\/\w+\?target_session_attrs=read-write \(from PG\* variables\): CONNECT_TIMEOUT$/,
+    );
+  }, 120_000);
 
   it('follows the promoted standby: fails closed without a primary, then exact and never past a cap', async () => {
     const url = pair.multiHostUrl(db.name);
