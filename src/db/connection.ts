@@ -22,6 +22,9 @@ const CONNECT_TIMEOUT_S = 10;
 
 const SESSION_ATTRS_PARAM = /([?&])target_session_attrs=([^&#]*)&?/;
 
+/** What postgres.js accepts as `target_session_attrs`. */
+type SessionAttrs = NonNullable<ConnectionTarget['options']>['target_session_attrs'];
+
 /**
  * The `target_session_attrs` to give postgres.js, and the URL without it (the option wins over
  * the URL only when it is set, so the URL's own value must go for 'any' to mean "no check").
@@ -36,7 +39,7 @@ const SESSION_ATTRS_PARAM = /([?&])target_session_attrs=([^&#]*)&?/;
  */
 export function sessionAttrsFor(target: ConnectionTarget): {
   url: string | undefined;
-  attrs: postgres.Options<{}>['target_session_attrs'];
+  attrs: SessionAttrs;
 } {
   const match = target.url === undefined ? null : SESSION_ATTRS_PARAM.exec(target.url);
   const url =
@@ -50,7 +53,7 @@ export function sessionAttrsFor(target: ConnectionTarget): {
   if (given === undefined || given === 'any') return { url, attrs: undefined };
   return {
     url,
-    attrs: (given === 'read-write' ? 'primary' : given) as postgres.Options<{}>['target_session_attrs'],
+    attrs: (given === 'read-write' ? 'primary' : given) as SessionAttrs,
   };
 }
 
