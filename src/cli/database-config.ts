@@ -3,8 +3,14 @@
  *   1. `--database-url`
  *   2. `DATABASE_URL`
  *   3. the standard libpq variables: PGHOST, PGPORT, PGUSER (or PGUSERNAME), PGPASSWORD,
- *      PGDATABASE, PGSSLMODE, PGAPPNAME, PGCONNECT_TIMEOUT
+ *      PGDATABASE, PGSSLMODE, PGAPPNAME, PGCONNECT_TIMEOUT, PGTARGETSESSIONATTRS
  *   4. postgres.js defaults (localhost:5432, the OS user, database = user).
+ *
+ * Several hosts, as libpq takes them, for following a primary failover: in the URL
+ * (`postgres://h1:5432,h2:5432/db?target_session_attrs=read-write`) or as PGHOST=h1,h2 with one
+ * PGPORT for all or one per host. postgres.js tries them in turn; `target_session_attrs` (URL, or
+ * PGTARGETSESSIONATTRS when the URL does not say) picks the server — see `sessionAttrsFor` in
+ * src/db/connection.ts for how read-write is enforced.
  *
  * postgres.js (3.4.9) reads PGHOST, PGPORT, PGUSER/PGUSERNAME, PGPASSWORD, PGDATABASE, PGAPPNAME and
  * PGCONNECT_TIMEOUT from `process.env` by itself, also to fill parts a URL leaves out — but not
@@ -71,6 +77,55 @@ function parseSslMode(value: string, where: string): SslMode {
   return mode as SslMode;
 }
 
+/** libpq's values; postgres.js takes all but `any` (the default: no check), which connection.ts drops. */
+const SESSION_ATTRS = ['any', 'read-write', 'read-only', 'primary', 'standby', 'prefer-standby'] as const;
+type SessionAttrs = (typeof SESSION_ATTRS)[number];
+
+function parseSessionAttrs(value: string, where: string): SessionAttrs {
+  const attrs = value.trim().toLowerCase();
+  if (!(SESSION_ATTRS as readonly string[]).includes(attrs)) {
+    throw usageError(`${where} must be one of ${SESSION_ATTRS.join(', ')}, got "${value}"`);
+  }
+  return attrs as SessionAttrs;
+}
+
+/**
+ * PGHOST (one host or several, comma-separated) with PGPORT (one port for all hosts, or one per
+ * host, as libpq): the `host` / `port` options postgres.js takes (several hosts as `h1:p1,h2:p2`).
+ */
+function pgHosts(
+  hostValue: string | undefined,
+  portValue: string | undefined,
+): { host?: string; port?: number; describe: string } {
+  const hosts = (hostValue ?? 'localhost').split(',').map((h) => h.trim());
+  const ports = portValue === undefined ? [] : portValue.split(',').map((p) => parsePort(p, 'PGPORT'));
+  if (hosts.length === 1) {
+    if (ports.length > 1) throw usageError(`PGPORT lists ${ports.length} ports but PGHOST names one host`);
+    const host = hosts[0]!;
+    if (host === '') throw usageError('PGHOST has an empty host name');
+    const shown = host.startsWith('/') ? `[socket ${host}]` : host;
+    return {
+      ...(hostValue === undefined ? {} : { host }),
+      ...(ports[0] === undefined ? {} : { port: ports[0] }),
+      describe: `${shown}:${ports[0] ?? 5432}`,
+    };
+  }
+  if (hosts.some((h) => h === '')) throw usageError('PGHOST has an empty host name in its list');
+  // postgres.js reads a host list as `host[:port],…` and has no socket paths or IPv6 literals in it.
+  if (hosts.some((h) => h.includes('/') || h.includes(':'))) {
+    throw usageError(
+      'PGHOST: a list of several hosts takes host names or IPv4 addresses only (no socket, no IPv6)',
+    );
+  }
+  if (ports.length > 1 && ports.length !== hosts.length) {
+    throw usageError(
+      `PGPORT lists ${ports.length} ports for ${hosts.length} hosts in PGHOST (give one, or one per host)`,
+    );
+  }
+  const list = hosts.map((h, i) => `${h}:${ports.length > 1 ? ports[i] : (ports[0] ?? 5432)}`).join(',');
+  return { host: list, describe: list };
+}
+
 function parsePort(value: string, where: string): number {
   if (!/^\d{1,5}$/.test(value.trim()) || Number(value) < 1 || Number(value) > 65535) {
     throw usageError(`${where} must be a port number 1-65535, got "${value}"`);
@@ -127,6 +182,8 @@ function validateUrl(raw: string, source: DatabaseSource): URL {
   }
   const sslmode = url.searchParams.get('sslmode');
   if (sslmode !== null) parseSslMode(sslmode, `sslmode in the ${where}`);
+  const attrs = url.searchParams.get('target_session_attrs');
+  if (attrs !== null) parseSessionAttrs(attrs, `target_session_attrs in the ${where}`);
   return url;
 }
 
@@ -145,6 +202,12 @@ export function resolveDatabaseConfig(input: ResolveDatabaseInput = {}): Databas
   const env = input.env ?? process.env;
   const sslModeEnv = nonEmpty(env.PGSSLMODE);
   const envSsl = sslModeEnv === undefined ? undefined : sslOption(parseSslMode(sslModeEnv, 'PGSSLMODE'));
+  const attrsEnv = nonEmpty(env.PGTARGETSESSIONATTRS);
+  const envAttrs = attrsEnv === undefined ? undefined : parseSessionAttrs(attrsEnv, 'PGTARGETSESSIONATTRS');
+  // postgres.js reads PGTARGETSESSIONATTRS itself and refuses `any`; an option cannot override it.
+  if (envAttrs === 'any') {
+    throw usageError('PGTARGETSESSIONATTRS=any is not supported (postgres.js): unset it, any is the default');
+  }
 
   let url: string | undefined;
   let source: DatabaseSource;
@@ -156,9 +219,16 @@ export function resolveDatabaseConfig(input: ResolveDatabaseInput = {}): Databas
     url = env.DATABASE_URL!.trim();
     source = 'DATABASE_URL';
   } else {
-    const anyPg = ['PGHOST', 'PGPORT', 'PGUSER', 'PGUSERNAME', 'PGPASSWORD', 'PGDATABASE', 'PGSSLMODE'].some(
-      (k) => nonEmpty(env[k]) !== undefined,
-    );
+    const anyPg = [
+      'PGHOST',
+      'PGPORT',
+      'PGUSER',
+      'PGUSERNAME',
+      'PGPASSWORD',
+      'PGDATABASE',
+      'PGSSLMODE',
+      'PGTARGETSESSIONATTRS',
+    ].some((k) => nonEmpty(env[k]) !== undefined);
     source = anyPg ? 'PG* variables' : 'defaults';
   }
 
@@ -169,18 +239,24 @@ export function resolveDatabaseConfig(input: ResolveDatabaseInput = {}): Databas
     if (envSsl !== undefined && !parsed.searchParams.has('sslmode') && !parsed.searchParams.has('ssl')) {
       options.ssl = envSsl;
     }
-    return { url, options, source, describe: `${redactUrl(url)} (from ${source})` };
+    // Likewise PGTARGETSESSIONATTRS (spelled out: postgres.js would read the process's own).
+    let shownAttrs = '';
+    if (envAttrs !== undefined && !parsed.searchParams.has('target_session_attrs')) {
+      options.target_session_attrs = envAttrs;
+      shownAttrs = `, target_session_attrs=${envAttrs} from PGTARGETSESSIONATTRS`;
+    }
+    return { url, options, source, describe: `${redactUrl(url)} (from ${source}${shownAttrs})` };
   }
 
   const options: DatabaseOptions = {};
-  const host = nonEmpty(env.PGHOST);
-  const port = nonEmpty(env.PGPORT);
+  const hosts = pgHosts(nonEmpty(env.PGHOST), nonEmpty(env.PGPORT));
   const user = nonEmpty(env.PGUSER) ?? nonEmpty(env.PGUSERNAME);
   const password = env.PGPASSWORD;
   const database = nonEmpty(env.PGDATABASE);
   const connectTimeout = nonEmpty(env.PGCONNECT_TIMEOUT);
-  if (host !== undefined) options.host = host;
-  if (port !== undefined) options.port = parsePort(port, 'PGPORT');
+  if (hosts.host !== undefined) options.host = hosts.host;
+  if (hosts.port !== undefined) options.port = hosts.port;
+  if (envAttrs !== undefined) options.target_session_attrs = envAttrs;
   if (user !== undefined) options.user = user;
   if (password !== undefined && password !== '') options.password = password;
   if (database !== undefined) options.database = database;
@@ -196,10 +272,9 @@ export function resolveDatabaseConfig(input: ResolveDatabaseInput = {}): Databas
   if (appName !== undefined) options.connection = { application_name: appName };
 
   const effectiveUser = user ?? osUser(env);
-  const effectiveHost = host ?? 'localhost';
-  const hostPart = effectiveHost.startsWith('/') ? `[socket ${effectiveHost}]` : effectiveHost;
   const describe =
-    `postgres://${effectiveUser}@${hostPart}:${options.port ?? 5432}/${database ?? effectiveUser}` +
+    `postgres://${effectiveUser}@${hosts.describe}/${database ?? effectiveUser}` +
+    (envAttrs === undefined ? '' : `?target_session_attrs=${envAttrs}`) +
     (source === 'defaults' ? ' (postgres.js defaults)' : ' (from PG* variables)');
   return { options, source, describe };
 }

@@ -20,17 +20,79 @@ export interface ConnectionTarget {
  */
 const CONNECT_TIMEOUT_S = 10;
 
+const SESSION_ATTRS_PARAM = /([?&])target_session_attrs=([^&#]*)&?/;
+
+/** What postgres.js accepts as `target_session_attrs`. */
+type SessionAttrs = NonNullable<ConnectionTarget['options']>['target_session_attrs'];
+
+/**
+ * The `target_session_attrs` to give postgres.js, and the URL without it (the option wins over
+ * the URL only when it is set, so the URL's own value must go for 'any' to mean "no check").
+ *
+ * - `read-write` becomes `primary`. libpq's read-write refuses a hot standby; postgres.js 3.4.9
+ *   only looks at `default_transaction_read_only`, which a PostgreSQL >= 14 standby reports as
+ *   `off`, so it would connect to the standby: the lock taken there, LISTEN and every write
+ *   failing until the promotion (node_modules/postgres/src/connection.js `tryNext`). `primary`
+ *   checks `in_hot_standby`, the part that matters for following a failover.
+ * - `any` (libpq's default, which postgres.js rejects) becomes no check.
+ * Precedence as in postgres.js: the option, then the URL, then PGTARGETSESSIONATTRS.
+ */
+export function sessionAttrsFor(target: ConnectionTarget): {
+  url: string | undefined;
+  attrs: SessionAttrs;
+} {
+  const match = target.url === undefined ? null : SESSION_ATTRS_PARAM.exec(target.url);
+  const url =
+    target.url === undefined || match === null
+      ? target.url
+      : target.url.replace(SESSION_ATTRS_PARAM, (_m, lead: string) => lead).replace(/[?&]$/, '');
+  const given =
+    target.options?.target_session_attrs ??
+    (match === null ? undefined : decodeURIComponent(match[2]!)) ??
+    (process.env.PGTARGETSESSIONATTRS || undefined);
+  if (given === undefined || given === 'any') return { url, attrs: undefined };
+  return {
+    url,
+    attrs: (given === 'read-write' ? 'primary' : given) as SessionAttrs,
+  };
+}
+
+/**
+ * Bound `work` (a first round trip) by the connect timeout. With several hosts postgres.js 3.4.9
+ * never fails a connection attempt: every error (refused, a standby refused by
+ * target_session_attrs) moves on to the next host, round and round, and the query waits until
+ * some host qualifies. A one-shot command must not wait forever for a primary that is not coming:
+ * after the timeout it fails with CONNECT_TIMEOUT, as an unreachable single host does.
+ */
+export async function withConnectDeadline<T>(target: ConnectionTarget, work: Promise<T>): Promise<T> {
+  const seconds = target.options?.connect_timeout ?? CONNECT_TIMEOUT_S;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new Error(`no usable server answered within ${seconds} s`);
+      reject(Object.assign(error, { code: 'CONNECT_TIMEOUT' }));
+    }, seconds * 1000);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function open(
   target: ConnectionTarget,
   options: postgres.Options<Record<string, postgres.PostgresType>>,
 ): Sql {
+  const { url, attrs } = sessionAttrsFor(target);
   const merged = {
     onnotice: () => undefined,
     connect_timeout: CONNECT_TIMEOUT_S,
     ...target.options,
     ...options,
+    ...(attrs === undefined ? {} : { target_session_attrs: attrs }),
   };
-  return target.url === undefined ? postgres(merged) : postgres(target.url, merged);
+  return url === undefined ? postgres(merged) : postgres(url, merged);
 }
 
 export function openPool(target: ConnectionTarget, max: number, applicationName = 'cueacct'): Sql {

@@ -80,6 +80,12 @@ export interface StartClusterOptions {
   logger?: ClusterLogger;
   /** Environment to read `CUEACCT_PG_BIN` from (tests). Default `process.env`. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Throwaway clusters only: instead of initdb, make a streaming hot standby of the server on
+   * 127.0.0.1:`port` (`pg_basebackup -R` as user postgres; the primary needs a `replication`
+   * pg_hba entry, which initdb writes for loopback). Pass the primary's `binDir`.
+   */
+  standbyOf?: { port: number };
 }
 
 /** Environment variable naming a directory with the PostgreSQL server binaries. */
@@ -510,7 +516,13 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<E
     if (as) await chown(socketDir, as.uid, as.gid);
 
     let password: string | undefined;
-    if (existingMajor === undefined) {
+    if (options.standbyOf !== undefined) {
+      if (persistent) throw new Error('standbyOf is for throwaway clusters only');
+      const { port } = options.standbyOf;
+      logger.info({ dataDir, binDir, primaryPort: port }, 'creating a streaming standby (pg_basebackup)');
+      const backupArgs = ['-D', dataDir, '-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-R'];
+      await run(join(binDir, 'pg_basebackup'), [...backupArgs, '-X', 'stream', '--no-sync'], as, baseDir);
+    } else if (existingMajor === undefined) {
       const initArgs = ['-D', dataDir, '-U', 'postgres', '-E', 'UTF8', '--no-locale'];
       if (persistent) {
         password = randomBytes(18).toString('hex');

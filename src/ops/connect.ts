@@ -10,7 +10,7 @@ import { DaemonClient } from '../cli/daemon-client.js';
 import { resolveDatabaseConfig } from '../cli/database-config.js';
 import { CliError, isUnreachableError, unreachableError } from '../cli/errors.js';
 import { ping } from '../db/audit-queries.js';
-import { openPool } from '../db/connection.js';
+import { openPool, withConnectDeadline } from '../db/connection.js';
 
 export interface Database {
   sql: Sql;
@@ -32,7 +32,7 @@ export async function openDatabase(flag: string | undefined, appName: string, ma
   const sql = openPool(target, max, appName);
   const close = () => sql.end({ timeout: 2 });
   try {
-    await ping(sql);
+    await withConnectDeadline(target, ping(sql));
   } catch (error) {
     await sql.end({ timeout: 0 }).catch(() => undefined);
     throw databaseError(error, config.describe);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { resolveDatabaseConfig } from '../../src/cli/database-config.js';
+import { sessionAttrsFor } from '../../src/db/connection.js';
 import { CliError } from '../../src/cli/errors.js';
 import { ExitCode } from '../../src/cli/exit-codes.js';
 
@@ -120,5 +121,111 @@ describe('resolveDatabaseConfig validation: usage error (exit 2), never the pass
     expect(usageFailure(() => resolveDatabaseConfig({ env: { PGSSLMODE: 'x' } })).message).toMatch(
       /PGSSLMODE/,
     );
+  });
+});
+
+describe('resolveDatabaseConfig: several hosts and target_session_attrs (primary failover)', () => {
+  const MULTI = 'postgres://cue:s3cretpw@db1:5432,db2:5433/cuebot?target_session_attrs=read-write';
+
+  it('keeps a multi-host URL whole for postgres.js and redacts only the password', () => {
+    for (const input of [{ flag: MULTI }, { env: { DATABASE_URL: MULTI } }]) {
+      const c = resolveDatabaseConfig(input);
+      expect(c.url).toBe(MULTI);
+      expect(c.options).toEqual({});
+      expect(c.describe).toMatch(
+        /^postgres:\/\/cue:\*\*\*@db1:5432,db2:5433\/cuebot\?target_session_attrs=read-write \(from (--database-url|DATABASE_URL)\)$/,
+      );
+    }
+  });
+
+  it('PGTARGETSESSIONATTRS applies to a URL without target_session_attrs, not over the URL', () => {
+    const plain = resolveDatabaseConfig({
+      flag: 'postgres://u@h1,h2/db',
+      env: { PGTARGETSESSIONATTRS: 'read-write' },
+    });
+    expect(plain.options).toEqual({ target_session_attrs: 'read-write' });
+    expect(plain.describe).toBe(
+      'postgres://u@h1,h2/db (from --database-url, target_session_attrs=read-write from PGTARGETSESSIONATTRS)',
+    );
+    const own = resolveDatabaseConfig({ flag: MULTI, env: { PGTARGETSESSIONATTRS: 'standby' } });
+    expect(own.options).toEqual({});
+  });
+
+  it('PGHOST=h1,h2 with one PGPORT, or one port per host, and PGTARGETSESSIONATTRS', () => {
+    const one = resolveDatabaseConfig({
+      env: {
+        PGHOST: 'db1,db2',
+        PGPORT: '6432',
+        PGUSER: 'cue',
+        PGPASSWORD: 'pw123',
+        PGTARGETSESSIONATTRS: 'read-write',
+      },
+    });
+    expect(one.source).toBe('PG* variables');
+    expect(one.options).toMatchObject({ host: 'db1:6432,db2:6432', target_session_attrs: 'read-write' });
+    expect(one.options.port).toBeUndefined();
+    expect(one.describe).toBe(
+      'postgres://cue@db1:6432,db2:6432/cue?target_session_attrs=read-write (from PG* variables)',
+    );
+    expect(one.describe).not.toContain('pw123');
+
+    const each = resolveDatabaseConfig({ env: { PGHOST: 'db1, db2', PGPORT: '5432,5433', PGUSER: 'cue' } });
+    expect(each.options.host).toBe('db1:5432,db2:5433');
+    const dflt = resolveDatabaseConfig({ env: { PGHOST: 'db1,db2', PGUSER: 'cue' } });
+    expect(dflt.options.host).toBe('db1:5432,db2:5432');
+    // Only PGTARGETSESSIONATTRS set: still the PG* source, on the default host.
+    const attrsOnly = resolveDatabaseConfig({ env: { PGTARGETSESSIONATTRS: 'primary', USER: 'alice' } });
+    expect(attrsOnly.source).toBe('PG* variables');
+    expect(attrsOnly.describe).toBe(
+      'postgres://alice@localhost:5432/alice?target_session_attrs=primary (from PG* variables)',
+    );
+  });
+
+  it.each([
+    [
+      { flag: 'postgres://u:hunter2xyz@h1,h2/db?target_session_attrs=master' },
+      /target_session_attrs in the database URL from --database-url must be one of any, read-write/,
+    ],
+    [{ env: { PGTARGETSESSIONATTRS: 'writable' } }, /^PGTARGETSESSIONATTRS must be one of/],
+    [{ env: { PGTARGETSESSIONATTRS: 'any' } }, /PGTARGETSESSIONATTRS=any is not supported/],
+    [{ env: { PGHOST: 'h1,h2,h3', PGPORT: '1,2' } }, /PGPORT lists 2 ports for 3 hosts/],
+    [{ env: { PGHOST: 'h1', PGPORT: '1,2' } }, /PGPORT lists 2 ports but PGHOST names one host/],
+    [{ env: { PGHOST: 'h1,,h2' } }, /PGHOST has an empty host name/],
+    [{ env: { PGHOST: 'h1,/var/run/postgresql' } }, /no socket, no IPv6/],
+    [{ env: { PGHOST: 'h1,h2', PGPORT: '5432,x' } }, /PGPORT must be a port number/],
+  ])('usage error for %j', (input, problem) => {
+    const err = usageFailure(() => resolveDatabaseConfig(input));
+    expect(err.message).toMatch(problem);
+    expect(err.message).not.toContain('hunter2xyz');
+  });
+});
+
+describe('sessionAttrsFor: what postgres.js is asked to check', () => {
+  it('read-write becomes primary (postgres.js alone would accept a hot standby); any becomes no check', () => {
+    const multi = 'postgres://u@h1,h2/db';
+    expect(sessionAttrsFor({ url: `${multi}?target_session_attrs=read-write` })).toEqual({
+      url: multi,
+      attrs: 'primary',
+    });
+    expect(sessionAttrsFor({ url: `${multi}?sslmode=disable&target_session_attrs=any&x=1` })).toEqual({
+      url: `${multi}?sslmode=disable&x=1`,
+      attrs: undefined,
+    });
+    expect(sessionAttrsFor({ url: `${multi}?target_session_attrs=standby&x=1` })).toEqual({
+      url: `${multi}?x=1`,
+      attrs: 'standby',
+    });
+    // The option (PGTARGETSESSIONATTRS spelled out by resolveDatabaseConfig) wins over the URL.
+    expect(
+      sessionAttrsFor({
+        url: `${multi}?target_session_attrs=standby`,
+        options: { target_session_attrs: 'read-write' },
+      }),
+    ).toEqual({ url: multi, attrs: 'primary' });
+    expect(sessionAttrsFor({ options: { host: 'h1:1,h2:2', target_session_attrs: 'read-write' } })).toEqual({
+      url: undefined,
+      attrs: 'primary',
+    });
+    expect(sessionAttrsFor({ url: multi })).toEqual({ url: multi, attrs: undefined });
   });
 });
