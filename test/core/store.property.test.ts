@@ -119,6 +119,7 @@ class Model {
       jobs: JOBS.map((j, i) => ({
         id: j.id,
         show: j.show,
+        folder: j.folder,
         maxCores: caps.jobCores[i]!,
         maxGpus: caps.jobGpus[i]!,
       })),
