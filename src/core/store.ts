@@ -310,7 +310,12 @@ export class Store {
     if (shows === undefined) return;
     for (const [show, byAlloc] of this.subscriptions) {
       if (!shows.has(show)) continue;
-      for (const vertex of byAlloc.values()) if (!listed.has(vertex)) vertex.maxCores = 0;
+      for (const vertex of byAlloc.values()) {
+        if (listed.has(vertex)) continue;
+        // Fails closed, and unseeded so a booking reads it again (the read may predate its row).
+        vertex.maxCores = 0;
+        vertex.capsSeeded = false;
+      }
     }
   }
 

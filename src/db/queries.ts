@@ -101,3 +101,44 @@ export async function readAccounting(sql: Sql, showIds: readonly string[]): Prom
     return { booked, caps };
   }) as Promise<AccountingRead>;
 }
+
+/** Keys a booking named that the store holds no caps for (or must re-check). */
+export interface UnknownKeys {
+  jobs: string[];
+  folders: string[];
+  subscriptions: { show: string; alloc: string }[];
+}
+
+/**
+ * The caps (and a job's show and folder) of the given keys, whatever their show, in one
+ * round of reads: what a booking of a key created after the last cap read needs before it is
+ * checked. A key missing from the answer does not exist.
+ */
+export async function capRowsOfKeys(sql: Queryable, keys: UnknownKeys): Promise<NamedCapRows> {
+  const none = Promise.resolve([]);
+  const [subscriptions, folders, jobs] = await Promise.all([
+    keys.subscriptions.length === 0
+      ? none
+      : sql<NamedCapRows['subscriptions']>`
+      SELECT s.pk_show AS show, s.pk_alloc AS alloc, s.int_burst AS burst, a.str_name AS "allocName"
+      FROM subscription s JOIN alloc a ON a.pk_alloc = s.pk_alloc
+      WHERE (s.pk_show, s.pk_alloc) IN (
+        SELECT * FROM unnest(${keys.subscriptions.map((k) => k.show)}::varchar[],
+                             ${keys.subscriptions.map((k) => k.alloc)}::varchar[]))`,
+    keys.folders.length === 0
+      ? none
+      : sql<NamedCapRows['folders']>`
+      SELECT f.pk_folder AS id, f.pk_show AS show, f.str_name AS name,
+             r.int_max_cores AS "maxCores", r.int_max_gpus AS "maxGpus"
+      FROM folder f JOIN folder_resource r ON r.pk_folder = f.pk_folder
+      WHERE f.pk_folder = ANY(${keys.folders})`,
+    keys.jobs.length === 0
+      ? none
+      : sql<NamedCapRows['jobs']>`
+      SELECT j.pk_job AS id, j.pk_show AS show, j.pk_folder AS folder, j.str_name AS name,
+             r.int_max_cores AS "maxCores", r.int_max_gpus AS "maxGpus"
+      FROM job j JOIN job_resource r ON r.pk_job = j.pk_job
+      WHERE j.pk_job = ANY(${keys.jobs})`,
+  ]);
+  return { subscriptions: [...subscriptions], folders: [...folders], jobs: [...jobs] };
+}
