@@ -8,7 +8,7 @@ import type { Sql } from 'postgres';
 import pLimit from 'p-limit';
 import type { ConfirmResponse, RollbackResponse, StateResponse, StatusResponse } from '../api/types.js';
 import { buildCapSet, buildSnapshot } from '../core/boundary.js';
-import { Store } from '../core/store.js';
+import { Store, type BookOutcome } from '../core/store.js';
 import {
   VERTEX_KINDS,
   type BookingRequest,
@@ -178,7 +178,8 @@ export class AccountingService implements BookingService {
       this.counters.not_managed++;
       return { result: 'not_managed' };
     }
-    if (this.pathKnown(request)) return this.bookKnown(request);
+    const known = this.store.bookIfKnown(request);
+    if (known !== undefined) return this.answer(known);
     const checked = this.examine(request, !wait);
     if (checked !== undefined) return checked;
     return this.resolveBounded(this.keysToRead([request])).then(() => this.bookResolved(request));
@@ -332,7 +333,10 @@ export class AccountingService implements BookingService {
 
   /** The store's check-and-increment (one synchronous critical section), and the lease. */
   private bookKnown(request: BookingRequest): BookResult {
-    const outcome = this.store.book(request);
+    return this.answer(this.store.book(request));
+  }
+
+  private answer(outcome: BookOutcome): BookResult {
     if (outcome.result === 'limit_exceeded') {
       this.counters.rejected++;
       return outcome;
