@@ -250,6 +250,20 @@ describe('Store recompute', () => {
     expect([store.count('folder'), store.count('job')]).toEqual([0, 0]);
   });
 
+  it("bookIfKnown books only when all keys have caps and the path is the job's; otherwise changes nothing", () => {
+    const store = new Store();
+    expect(store.bookIfKnown(request(1))).toBeUndefined();
+    store.setCaps({ ...caps(100), jobs: [{ id: J, show: S, folder: F, maxCores: 3, maxGpus: -1 }] });
+    expect(store.bookIfKnown(request(1, 0, { folder: 'folder-2' }))).toBeUndefined();
+    expect(store.bookIfKnown(request(1, 0, { show: 'show-2' }))).toBeUndefined();
+    expect(store.bookIfKnown(request(1, 0, { alloc: 'alloc-2' }))).toBeUndefined();
+    expect(store.bookIfKnown(request(1, 0, { job: 'job-2' }))).toBeUndefined();
+    expect([store.count('folder'), store.count('job'), store.inflightCount]).toEqual([1, 1, 0]);
+    expect(store.bookIfKnown(request(4))).toMatchObject({ result: 'limit_exceeded', table: 'job' });
+    applied(store.bookIfKnown(request(3))!);
+    expect(live(store)).toEqual([3, 3, 3]);
+  });
+
   it('moves a job with its live, in-flight and settled usage to its new folder (issue 11 item 4)', () => {
     const store = new Store();
     const F2 = 'folder-2';
