@@ -11,6 +11,20 @@ export type BookResponse =
   | { result: 'not_managed' }
   | { result: 'limit_exceeded'; table: LimitTable; current: number; limit: number };
 
+/**
+ * A booking refused before any cap was checked (nothing was changed): a key the database does
+ * not know (or that belongs to a show that is not scheduler-managed), a path that disagrees
+ * with the job (each names the right value), or keys still being read from the database
+ * (retryable: 503 with Retry-After).
+ */
+export type BookRefusal =
+  | { error: 'unknown_job'; job: string }
+  | { error: 'unknown_folder'; folder: string }
+  | { error: 'unknown_subscription'; show: string; alloc: string }
+  | { error: 'wrong_folder'; job: string; folder: string }
+  | { error: 'wrong_show'; job: string; show: string }
+  | { error: 'resolving'; retry_after_ms: number };
+
 export type ConfirmResponse = { result: 'confirmed' } | { error: 'unknown_booking' | 'lease_expired' };
 export type RollbackResponse = { result: 'rolled_back' } | { error: 'unknown_booking' | 'lease_expired' };
 

@@ -20,13 +20,16 @@ export interface BookedRow {
 export interface CapRows {
   subscriptions: { show: string; alloc: string; burst: PgInteger }[];
   folders: { id: string; show: string; maxCores: PgInteger; maxGpus: PgInteger }[];
-  jobs: { id: string; show: string; maxCores: PgInteger; maxGpus: PgInteger }[];
+  /** `folder`: the job's folder (job.pk_folder) as read with its caps. */
+  jobs: { id: string; show: string; folder: string; maxCores: PgInteger; maxGpus: PgInteger }[];
 }
 
 interface Sum {
   show: string;
   centicores: number;
   gpus: number;
+  /** Jobs only: the folder the job's procs are summed under. */
+  folder?: string;
 }
 
 /**
@@ -47,7 +50,9 @@ export function buildSnapshot(booked: readonly BookedRow[], baseline: CapRows, m
     });
   }
   for (const row of baseline.folders) folders.set(row.id, { show: row.show, centicores: 0, gpus: 0 });
-  for (const row of baseline.jobs) jobs.set(row.id, { show: row.show, centicores: 0, gpus: 0 });
+  for (const row of baseline.jobs) {
+    jobs.set(row.id, { show: row.show, centicores: 0, gpus: 0, folder: row.folder });
+  }
 
   for (const row of booked) {
     const centicores = Number(row.cores);
@@ -61,7 +66,7 @@ export function buildSnapshot(booked: readonly BookedRow[], baseline: CapRows, m
     sub.centicores += centicores;
     sub.gpus += gpus;
     addTo(folders, row.folder, row.show, centicores, gpus);
-    addTo(jobs, row.job, row.show, centicores, gpus);
+    addTo(jobs, row.job, row.show, centicores, gpus).folder = row.folder;
   }
 
   return {
@@ -84,6 +89,7 @@ export function buildCapSet(rows: CapRows, multiplier: number): CapSet {
     maxCores: capCoresFromCenticores(row.maxCores, multiplier),
     maxGpus: Number(row.maxGpus),
   });
+  const job = (row: CapRows['jobs'][number]) => ({ ...node(row), folder: row.folder });
   return {
     subscriptions: rows.subscriptions.map((row) => ({
       show: row.show,
@@ -91,7 +97,7 @@ export function buildCapSet(rows: CapRows, multiplier: number): CapSet {
       burst: capCoresFromCenticores(row.burst, multiplier),
     })),
     folders: rows.folders.map(node),
-    jobs: rows.jobs.map(node),
+    jobs: rows.jobs.map(job),
   };
 }
 
@@ -99,25 +105,29 @@ function subscriptionKey(show: string, alloc: string): string {
   return `${show}\u0000${alloc}`;
 }
 
-function addTo(map: Map<string, Sum>, id: string, show: string, centicores: number, gpus: number): void {
+function addTo(map: Map<string, Sum>, id: string, show: string, centicores: number, gpus: number): Sum {
   const sum = map.get(id);
   if (sum === undefined) {
-    map.set(id, { show, centicores, gpus });
-  } else {
-    sum.centicores += centicores;
-    sum.gpus += gpus;
+    const created = { show, centicores, gpus };
+    map.set(id, created);
+    return created;
   }
+  sum.centicores += centicores;
+  sum.gpus += gpus;
+  return sum;
 }
 
 function toNodeTotals(map: Map<string, Sum>, multiplier: number): NodeTotals[] {
   const totals: NodeTotals[] = [];
   for (const [id, sum] of map) {
-    totals.push({
+    const total: NodeTotals = {
       id,
       show: sum.show,
       cores: bookedCoresFromCenticores(sum.centicores, multiplier),
       gpus: sum.gpus,
-    });
+    };
+    if (sum.folder !== undefined) total.folder = sum.folder;
+    totals.push(total);
   }
   return totals;
 }

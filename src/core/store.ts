@@ -26,11 +26,16 @@ export class Booking {
 
   constructor(
     readonly subscription: Vertex,
-    readonly folder: Vertex,
+    private readonly bookedFolder: Vertex,
     readonly job: Vertex,
     readonly cores: number,
     readonly gpus: number,
   ) {}
+
+  /** The job's folder now: a job moved while this booking was in flight settles in its new folder. */
+  get folder(): Vertex {
+    return this.job.parentFolder ?? this.bookedFolder;
+  }
 }
 
 export type BookOutcome = Booking | Rejection;
@@ -71,12 +76,38 @@ export class Store {
    * three vertices and record the delta as in flight. A rejection changes nothing.
    */
   book(request: BookingRequest): BookOutcome {
+    const subscription = this.subscriptions.get(request.show)?.get(request.alloc);
+    const job = this.jobs.get(request.job);
+    // A job's usage lives in the folder the store holds it under (the service rejects a
+    // request naming another one before it gets here).
+    const folder = job?.parentFolder ?? this.folders.get(request.folder);
+    return this.checkAndApply(request, subscription, folder, job);
+  }
+
+  /**
+   * `book`, only when the store holds database caps for all three keys and the job's show and
+   * folder are the ones the request names; undefined (nothing checked, nothing changed)
+   * otherwise. The service's fast path: one lookup per key, no allocation.
+   */
+  bookIfKnown(request: BookingRequest): BookOutcome | undefined {
+    const job = this.jobs.get(request.job);
+    if (job === undefined || !job.capsSeeded || job.show !== request.show) return undefined;
+    const folder = job.parentFolder;
+    if (folder === undefined || folder.id !== request.folder || !folder.capsSeeded) return undefined;
+    const subscription = this.subscriptions.get(request.show)?.get(request.alloc);
+    if (subscription === undefined || !subscription.capsSeeded) return undefined;
+    return this.checkAndApply(request, subscription, folder, job);
+  }
+
+  private checkAndApply(
+    request: BookingRequest,
+    subscription: Vertex | undefined,
+    folder: Vertex | undefined,
+    job: Vertex | undefined,
+  ): BookOutcome {
     const { cores, gpus } = request;
     assertWholeNonNegative('cores', cores);
     assertWholeNonNegative('gpus', gpus);
-    const subscription = this.subscriptions.get(request.show)?.get(request.alloc);
-    const folder = this.folders.get(request.folder);
-    const job = this.jobs.get(request.job);
 
     if (cores > 0) {
       // An unseeded subscription reads as burst 0: fail closed.
@@ -99,10 +130,13 @@ export class Store {
       }
     }
 
+    const folderVertex = folder ?? this.nodeVertex(this.folders, 'folder', request.folder, request.show);
+    const jobVertex = job ?? this.nodeVertex(this.jobs, 'job', request.job, request.show);
+    if (jobVertex.parentFolder === undefined) jobVertex.parentFolder = folderVertex;
     const booking = new Booking(
       subscription ?? this.subscriptionVertex(request.show, request.alloc),
-      folder ?? this.nodeVertex(this.folders, 'folder', request.folder, request.show),
-      job ?? this.nodeVertex(this.jobs, 'job', request.job, request.show),
+      folderVertex,
+      jobVertex,
       cores,
       gpus,
     );
@@ -148,9 +182,10 @@ export class Store {
   applyRelease(release: ReleaseDelta): void {
     const subscription = this.subscriptions.get(release.show)?.get(release.alloc);
     if (subscription !== undefined) releaseFrom(subscription, release.cores, release.gpus);
-    const folder = this.folders.get(release.folder);
-    if (folder !== undefined) releaseFrom(folder, release.cores, release.gpus);
     const job = this.jobs.get(release.job);
+    // The folder the store holds the job's usage under, even if the job has moved since.
+    const folder = job?.parentFolder ?? this.folders.get(release.folder);
+    if (folder !== undefined) releaseFrom(folder, release.cores, release.gpus);
     if (job !== undefined) releaseFrom(job, release.cores, release.gpus);
   }
 
@@ -180,23 +215,73 @@ export class Store {
     }
     const carried = (this.currentEpoch & 1) as 0 | 1;
     const report: DriftReport = { subscription: emptyDrift(), folder: emptyDrift(), job: emptyDrift() };
+    const present = new Set<Vertex>();
     for (const totals of snapshot.subscriptions) {
       overwrite(this.subscriptionVertex(totals.show, totals.alloc), totals, carried, report.subscription);
     }
     for (const totals of snapshot.folders) {
-      overwrite(
-        this.nodeVertex(this.folders, 'folder', totals.id, totals.show),
-        totals,
-        carried,
-        report.folder,
-      );
+      const vertex = this.nodeVertex(this.folders, 'folder', totals.id, totals.show);
+      overwrite(vertex, totals, carried, report.folder);
+      present.add(vertex);
     }
     for (const totals of snapshot.jobs) {
-      overwrite(this.nodeVertex(this.jobs, 'job', totals.id, totals.show), totals, carried, report.job);
+      const vertex = this.nodeVertex(this.jobs, 'job', totals.id, totals.show);
+      overwrite(vertex, totals, carried, report.job);
+      present.add(vertex);
+      if (totals.folder !== undefined) this.followSnapshotFolder(vertex, totals.folder, totals);
     }
     const seen = (carried ^ 1) as 0 | 1;
     for (const vertex of this.allVertices()) vertex.clearSettled(seen);
+    this.forgetIdle(present);
     return report;
+  }
+
+  /**
+   * The snapshot summed a job's procs under `folder`; the store holds the job under another
+   * one (it moved after the read: a booking re-resolved it). Shift that part of the snapshot to
+   * where the job is now, so neither folder keeps a sum it no longer (or not yet) holds.
+   */
+  private followSnapshotFolder(job: Vertex, folder: string, totals: NodeTotals): void {
+    const summedUnder = this.nodeVertex(this.folders, 'folder', folder, totals.show);
+    if (job.parentFolder === undefined) {
+      job.parentFolder = summedUnder;
+      return;
+    }
+    if (job.parentFolder === summedUnder) return;
+    releaseFrom(summedUnder, -totals.cores, -totals.gpus);
+    job.parentFolder.cores += totals.cores;
+    job.parentFolder.gpus += totals.gpus;
+  }
+
+  /**
+   * Forget folders and jobs that left the snapshot (out of the cap set, no procs) and hold
+   * nothing a snapshot may not have seen: their true usage is 0 and no booking refers to them.
+   * A folder still holding a job is kept. Subscriptions stay (few; a deleted one fails closed).
+   */
+  private forgetIdle(present: ReadonlySet<Vertex>): void {
+    for (const [id, job] of this.jobs) if (!present.has(job) && job.idle) this.jobs.delete(id);
+    const holding = new Set<Vertex>();
+    for (const job of this.jobs.values()) if (job.parentFolder !== undefined) holding.add(job.parentFolder);
+    for (const [id, folder] of this.folders) {
+      if (!present.has(folder) && folder.idle && !holding.has(folder)) this.folders.delete(id);
+    }
+  }
+
+  /**
+   * A job moved to another folder (read from the database): move its usage — live, in flight
+   * and settled — from the folder the store held it under to the new one, in one step. False
+   * when the job is unknown or already there. Counters never go below 0.
+   */
+  moveJob(job: string, folder: string): boolean {
+    const vertex = this.jobs.get(job);
+    if (vertex === undefined) return false;
+    const to = this.nodeVertex(this.folders, 'folder', folder, vertex.show);
+    const from = vertex.parentFolder;
+    vertex.parentFolder = to;
+    if (from === to) return false;
+    if (from !== undefined) shiftUsage(vertex, from, -1);
+    shiftUsage(vertex, to, 1);
+    return true;
   }
 
   /**
@@ -237,13 +322,24 @@ export class Store {
     }
     for (const cap of caps.folders)
       this.setNodeCap(this.nodeVertex(this.folders, 'folder', cap.id, cap.show), cap, onlyUnseeded);
-    for (const cap of caps.jobs)
-      this.setNodeCap(this.nodeVertex(this.jobs, 'job', cap.id, cap.show), cap, onlyUnseeded);
+    for (const cap of caps.jobs) {
+      const job = this.nodeVertex(this.jobs, 'job', cap.id, cap.show);
+      this.setNodeCap(job, cap, onlyUnseeded);
+      // A move of a known job is the caller's decision (moveJob): a read may be older than it.
+      if (job.parentFolder === undefined && cap.folder !== undefined) {
+        job.parentFolder = this.nodeVertex(this.folders, 'folder', cap.folder, cap.show);
+      }
+    }
     const shows = options.authoritativeShows;
     if (shows === undefined) return;
     for (const [show, byAlloc] of this.subscriptions) {
       if (!shows.has(show)) continue;
-      for (const vertex of byAlloc.values()) if (!listed.has(vertex)) vertex.maxCores = 0;
+      for (const vertex of byAlloc.values()) {
+        if (listed.has(vertex)) continue;
+        // Fails closed, and unseeded so a booking reads it again (the read may predate its row).
+        vertex.maxCores = 0;
+        vertex.capsSeeded = false;
+      }
     }
   }
 
@@ -373,6 +469,19 @@ export class Store {
     vertex.inflightCores -= cores;
     vertex.inflightGpus -= gpus;
   }
+}
+
+/** Add (sign 1) or remove (sign -1, clamped at 0) a job's whole usage to or from a folder. */
+function shiftUsage(job: Vertex, folder: Vertex, sign: 1 | -1): void {
+  const apply = (value: number, delta: number) => Math.max(0, value + sign * delta);
+  folder.cores = apply(folder.cores, job.cores);
+  folder.gpus = apply(folder.gpus, job.gpus);
+  folder.inflightCores = apply(folder.inflightCores, job.inflightCores);
+  folder.inflightGpus = apply(folder.inflightGpus, job.inflightGpus);
+  folder.settledCores0 = apply(folder.settledCores0, job.settledCores0);
+  folder.settledCores1 = apply(folder.settledCores1, job.settledCores1);
+  folder.settledGpus0 = apply(folder.settledGpus0, job.settledGpus0);
+  folder.settledGpus1 = apply(folder.settledGpus1, job.settledGpus1);
 }
 
 function releaseFrom(vertex: Vertex, cores: number, gpus: number): void {

@@ -41,6 +41,8 @@ export interface SubscriptionTotals extends Totals {
 export interface NodeTotals extends Totals {
   id: string;
   show: string;
+  /** For a job: the folder its procs were summed under in this snapshot. */
+  folder?: string;
 }
 
 /** Booked counters read from `SUM(proc)`, in whole cores, one entry per key. */
@@ -64,6 +66,8 @@ export interface NodeCap {
   maxCores: number;
   /** <= 0 is unlimited. */
   maxGpus: number;
+  /** For a job: its folder, as read with its caps. */
+  folder?: string;
 }
 
 /** The enforced caps, in whole cores. */

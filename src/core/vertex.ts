@@ -27,6 +27,11 @@ export class Vertex {
   maxGpus = UNLIMITED;
   /** True once caps came from the database (not just from a booking or a one-field change). */
   capsSeeded = false;
+  /**
+   * A job's folder vertex: where the store holds this job's usage. Bookings and releases of
+   * the job charge it, whatever folder they name; `Store.moveJob` re-points it.
+   */
+  parentFolder: Vertex | undefined = undefined;
 
   constructor(
     readonly kind: VertexKind,
@@ -41,6 +46,23 @@ export class Vertex {
   /** For a subscription, `id` is the alloc. */
   get alloc(): string | undefined {
     return this.kind === 'subscription' ? this.id : undefined;
+  }
+
+  /** A job's folder id, when known. */
+  get folderId(): string | undefined {
+    return this.parentFolder?.id;
+  }
+
+  /** Nothing in flight and nothing settled that a snapshot may not have seen. */
+  get idle(): boolean {
+    return (
+      this.inflightCores === 0 &&
+      this.inflightGpus === 0 &&
+      this.settledCores0 === 0 &&
+      this.settledCores1 === 0 &&
+      this.settledGpus0 === 0 &&
+      this.settledGpus1 === 0
+    );
   }
 
   settledCores(bucket: 0 | 1): number {
@@ -87,6 +109,7 @@ export type VertexView = Readonly<
     | 'maxCores'
     | 'maxGpus'
     | 'capsSeeded'
+    | 'folderId'
     | 'settledCores'
     | 'settledGpus'
   >

@@ -114,7 +114,7 @@ export interface JobOptions {
   /** Defaults to the folder's show. */
   show?: string;
   name?: string;
-  /** Default `PENDING`; `FINISHED` jobs are out of accounting. */
+  /** Default `PENDING`. A `FINISHED` job's procs still count until they are deleted. */
   state?: string;
   /** job_resource.int_max_cores; the schema default is 10 000 (100 cores). */
   maxCoresCenticores?: number;

@@ -2,8 +2,9 @@
  * Every read of the accounting state from PostgreSQL, in one place. Values come back as
  * stored (centicores; int8 sums as text); `src/core/boundary.ts` converts them.
  *
- * Filters follow opencue-schema.md "Derived facts": procs with `b_local = false` whose job
- * is not FINISHED, grouped by (job.pk_show, host.pk_alloc), job.pk_folder and proc.pk_job.
+ * Filters follow opencue-schema.md "Derived facts": every existing proc with `b_local = false`,
+ * whatever its job's state (a killed job is FINISHED while Cuebot still deletes its procs, each
+ * with its release), grouped by (job.pk_show, host.pk_alloc), job.pk_folder and proc.pk_job.
  */
 import type { Sql } from 'postgres';
 import type { BookedRow, CapRows } from '../core/boundary.js';
@@ -53,13 +54,15 @@ export async function bookedRows(sql: Queryable, showIds: readonly string[]): Pr
     FROM proc p
     JOIN job j ON j.pk_job = p.pk_job
     JOIN host h ON h.pk_host = p.pk_host
-    WHERE NOT p.b_local AND j.str_state <> 'FINISHED' AND j.pk_show = ANY(${showIds as string[]})
+    WHERE NOT p.b_local AND j.pk_show = ANY(${showIds as string[]})
     GROUP BY j.pk_show, h.pk_alloc, j.pk_folder, p.pk_job`;
 }
 
 /**
  * The five enforced caps of the given shows. Their key sets are the zero-baseline of a
- * recompute: every enumerable key starts at 0 before sums are folded in.
+ * recompute: every enumerable key starts at 0 before sums are folded in. A job is in the set
+ * while it is not FINISHED or still has procs (a killed job keeps its key until its last proc
+ * is gone); each job row carries its folder, so a recompute sees a job that moved.
  */
 export async function capRows(sql: Queryable, showIds: readonly string[]): Promise<NamedCapRows> {
   if (showIds.length === 0) return { subscriptions: [], folders: [], jobs: [] };
@@ -75,10 +78,12 @@ export async function capRows(sql: Queryable, showIds: readonly string[]): Promi
       FROM folder f JOIN folder_resource r ON r.pk_folder = f.pk_folder
       WHERE f.pk_show = ANY(${ids})`,
     sql<NamedCapRows['jobs']>`
-      SELECT j.pk_job AS id, j.pk_show AS show, j.str_name AS name,
+      SELECT j.pk_job AS id, j.pk_show AS show, j.pk_folder AS folder, j.str_name AS name,
              r.int_max_cores AS "maxCores", r.int_max_gpus AS "maxGpus"
       FROM job j JOIN job_resource r ON r.pk_job = j.pk_job
-      WHERE j.str_state <> 'FINISHED' AND j.pk_show = ANY(${ids})`,
+      WHERE j.pk_show = ANY(${ids})
+        AND (j.str_state <> 'FINISHED' OR EXISTS (
+              SELECT 1 FROM proc p WHERE p.pk_job = j.pk_job AND NOT p.b_local))`,
   ]);
   return { subscriptions: [...subscriptions], folders: [...folders], jobs: [...jobs] };
 }
@@ -95,4 +100,45 @@ export async function readAccounting(sql: Sql, showIds: readonly string[]): Prom
     const booked = await bookedRows(tx as unknown as Sql, showIds);
     return { booked, caps };
   }) as Promise<AccountingRead>;
+}
+
+/** Keys a booking named that the store holds no caps for (or must re-check). */
+export interface UnknownKeys {
+  jobs: string[];
+  folders: string[];
+  subscriptions: { show: string; alloc: string }[];
+}
+
+/**
+ * The caps (and a job's show and folder) of the given keys, whatever their show, in one
+ * round of reads: what a booking of a key created after the last cap read needs before it is
+ * checked. A key missing from the answer does not exist.
+ */
+export async function capRowsOfKeys(sql: Queryable, keys: UnknownKeys): Promise<NamedCapRows> {
+  const none = Promise.resolve([]);
+  const [subscriptions, folders, jobs] = await Promise.all([
+    keys.subscriptions.length === 0
+      ? none
+      : sql<NamedCapRows['subscriptions']>`
+      SELECT s.pk_show AS show, s.pk_alloc AS alloc, s.int_burst AS burst, a.str_name AS "allocName"
+      FROM subscription s JOIN alloc a ON a.pk_alloc = s.pk_alloc
+      WHERE (s.pk_show, s.pk_alloc) IN (
+        SELECT * FROM unnest(${keys.subscriptions.map((k) => k.show)}::varchar[],
+                             ${keys.subscriptions.map((k) => k.alloc)}::varchar[]))`,
+    keys.folders.length === 0
+      ? none
+      : sql<NamedCapRows['folders']>`
+      SELECT f.pk_folder AS id, f.pk_show AS show, f.str_name AS name,
+             r.int_max_cores AS "maxCores", r.int_max_gpus AS "maxGpus"
+      FROM folder f JOIN folder_resource r ON r.pk_folder = f.pk_folder
+      WHERE f.pk_folder = ANY(${keys.folders})`,
+    keys.jobs.length === 0
+      ? none
+      : sql<NamedCapRows['jobs']>`
+      SELECT j.pk_job AS id, j.pk_show AS show, j.pk_folder AS folder, j.str_name AS name,
+             r.int_max_cores AS "maxCores", r.int_max_gpus AS "maxGpus"
+      FROM job j JOIN job_resource r ON r.pk_job = j.pk_job
+      WHERE j.pk_job = ANY(${keys.jobs})`,
+  ]);
+  return { subscriptions: [...subscriptions], folders: [...folders], jobs: [...jobs] };
 }

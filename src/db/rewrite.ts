@@ -40,7 +40,10 @@ function scopeCondition(sql: Tx, scope: TargetScope) {
   return scope.kind === 'managed' ? sql`s.b_scheduler_managed` : sql`s.pk_show = ${scope.show}`;
 }
 
-/** Accounted procs of shows in scope, with the keys each table groups by. */
+/**
+ * Accounted procs of shows in scope, with the keys each table groups by: every non-local proc
+ * that exists, whatever its job's state (a killed job is FINISHED before its procs go).
+ */
 export function liveProcs(sql: Tx, scope: TargetScope) {
   return sql`
     SELECT p.int_cores_reserved AS cores, p.int_gpus_reserved AS gpus, p.pk_layer,
@@ -49,7 +52,16 @@ export function liveProcs(sql: Tx, scope: TargetScope) {
     JOIN job j ON j.pk_job = p.pk_job
     JOIN host h ON h.pk_host = p.pk_host
     JOIN show s ON s.pk_show = j.pk_show
-    WHERE NOT p.b_local AND j.str_state <> 'FINISHED' AND ${scopeCondition(sql, scope)}`;
+    WHERE NOT p.b_local AND ${scopeCondition(sql, scope)}`;
+}
+
+/**
+ * A job whose rows a rewrite/audit covers: not FINISHED, or FINISHED with procs still counted
+ * or a table value not yet back to 0 (`r` is the job's or layer's resource row, `l` the live
+ * procs). Finished history with nothing left to correct stays out of every pass.
+ */
+function liveJob(sql: Tx) {
+  return sql`(j.str_state <> 'FINISHED' OR l.pk_job IS NOT NULL OR r.int_cores <> 0 OR r.int_gpus <> 0)`;
 }
 
 /**
@@ -83,7 +95,7 @@ export function targetRows(sql: Tx, table: AccountingTable, scope: TargetScope) 
       JOIN job j ON j.pk_job = r.pk_job
       JOIN show s ON s.pk_show = j.pk_show
       LEFT JOIN live l ON l.pk_job = r.pk_job
-      WHERE j.str_state <> 'FINISHED' AND ${scopeCondition(sql, scope)}
+      WHERE ${liveJob(sql)} AND ${scopeCondition(sql, scope)}
       GROUP BY r.pk_job_resource`;
     case 'layer_resource':
       return sql`
@@ -92,7 +104,7 @@ export function targetRows(sql: Tx, table: AccountingTable, scope: TargetScope) 
       JOIN job j ON j.pk_job = r.pk_job
       JOIN show s ON s.pk_show = j.pk_show
       LEFT JOIN live l ON l.pk_layer = r.pk_layer
-      WHERE j.str_state <> 'FINISHED' AND ${scopeCondition(sql, scope)}
+      WHERE ${liveJob(sql)} AND ${scopeCondition(sql, scope)}
       GROUP BY r.pk_layer_resource`;
     case 'point':
       return sql`

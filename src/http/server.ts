@@ -91,6 +91,8 @@ class BookTally {
   notManaged = 0;
   notReady = 0;
   readonly limit = new Map<LimitTable, number>();
+  /** Refusals before any cap check (unknown key, wrong path, resolving), by error. */
+  readonly refused = new Map<string, number>();
 }
 
 function isJsonContentType(value: string): boolean {
@@ -107,10 +109,7 @@ function isJsonContentType(value: string): boolean {
 type BatchEntry = { status: number } & Record<string, unknown>;
 
 function bookEntry(result: BookResult, tally: BookTally): BatchEntry {
-  if ('error' in result) {
-    tally.notReady++;
-    return { status: 503, error: 'not_ready' };
-  }
+  if ('error' in result) return refusalEntry(result, tally);
   switch (result.result) {
     case 'applied':
       tally.applied++;
@@ -135,6 +134,31 @@ function bookEntry(result: BookResult, tally: BookTally): BatchEntry {
     default: {
       const unexpected: never = result;
       throw new Error(`unexpected book result ${JSON.stringify(unexpected)}`);
+    }
+  }
+}
+
+/** A booking refused before any cap was checked: not ready, resolving (503), unknown key (404), wrong path (409). */
+function refusalEntry(result: Extract<BookResult, { error: string }>, tally: BookTally): BatchEntry {
+  switch (result.error) {
+    case 'not_ready':
+      tally.notReady++;
+      return { status: 503, error: 'not_ready' };
+    case 'resolving':
+      tally.refused.set(result.error, (tally.refused.get(result.error) ?? 0) + 1);
+      return { status: 503, ...result };
+    case 'unknown_job':
+    case 'unknown_folder':
+    case 'unknown_subscription':
+      tally.refused.set(result.error, (tally.refused.get(result.error) ?? 0) + 1);
+      return { status: 404, ...result };
+    case 'wrong_folder':
+    case 'wrong_show':
+      tally.refused.set(result.error, (tally.refused.get(result.error) ?? 0) + 1);
+      return { status: 409, ...result };
+    default: {
+      const unexpected: never = result;
+      throw new Error(`unexpected book refusal ${JSON.stringify(unexpected)}`);
     }
   }
 }
@@ -361,11 +385,21 @@ class ApiServer implements HttpServer {
     const tally = new BookTally();
     let reply: Reply;
     try {
-      reply = bookReply(this.service.book(request.value), tally);
+      const outcome = this.service.book(request.value);
+      // Only a booking of a key the store must first read awaits; the fast path stays sync.
+      reply = bookReply(outcome instanceof Promise ? await outcome : outcome, tally);
     } finally {
       this.count(tally);
     }
+    this.retryAfter(res, reply.body);
     this.send(req, res, reply.status, reply.body);
+  }
+
+  /** A retryable `resolving` answer tells the client when to retry (whole seconds, at least 1). */
+  private retryAfter(res: ServerResponse, body: unknown): void {
+    const { error, retry_after_ms: ms } = body as { error?: string; retry_after_ms?: number };
+    if (error === 'resolving' && typeof ms === 'number')
+      res.setHeader('retry-after', Math.max(1, Math.ceil(ms / 1000)));
   }
 
   private async settle(
@@ -399,13 +433,20 @@ class ApiServer implements HttpServer {
     const ops = parsed.value;
     const results = new Array<BatchEntry>(ops.length);
     const tally = new BookTally();
+    // Keys the store does not know are read once for the whole batch, before any op runs;
+    // then every op is answered in order, each its own critical section, without waiting.
+    const reading = this.service.prepare?.(bookRequestsOf(ops));
+    const wait = reading === undefined;
+    if (reading !== undefined) await reading;
     try {
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i]!;
         let entry: BatchEntry;
         try {
-          if (op.op === 'book') entry = bookEntry(this.service.book(toBookingRequest(op)), tally);
-          else if (op.op === 'confirm') entry = settleEntry(this.service.confirm(op.booking));
+          if (op.op === 'book') {
+            const outcome = this.service.book(toBookingRequest(op), wait);
+            entry = bookEntry(outcome instanceof Promise ? await outcome : outcome, tally);
+          } else if (op.op === 'confirm') entry = settleEntry(this.service.confirm(op.booking));
           else entry = settleEntry(this.service.rollback(op.booking));
         } catch (err) {
           // One failing op must not hide the answers (booking ids) of the others.
@@ -637,6 +678,7 @@ class ApiServer implements HttpServer {
     if (tally.applied > 0) bookings.inc({ result: 'applied', table: '' }, tally.applied);
     if (tally.notManaged > 0) bookings.inc({ result: 'not_managed', table: '' }, tally.notManaged);
     if (tally.notReady > 0) bookings.inc({ result: 'not_ready', table: '' }, tally.notReady);
+    for (const [error, n] of tally.refused) bookings.inc({ result: error, table: '' }, n);
     if (tally.limit.size > 0) {
       for (const table of BOOK_TABLES) {
         const n = tally.limit.get(table);
@@ -660,6 +702,13 @@ class ApiServer implements HttpServer {
         `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
     );
   }
+}
+
+/** The bookings of a batch, only when a service reads unknown keys ahead (no copy otherwise). */
+function bookRequestsOf(ops: readonly ({ op: string } & Partial<BookingRequest>)[]): BookingRequest[] {
+  const requests: BookingRequest[] = [];
+  for (const op of ops) if (op.op === 'book') requests.push(op as BookingRequest);
+  return requests;
 }
 
 function toBookingRequest(op: BookingRequest & { op: 'book' }): BookingRequest {

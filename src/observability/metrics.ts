@@ -25,6 +25,16 @@ export class Metrics {
     help: 'In-flight bookings whose lease expired and were settled as a confirm.',
     registers: [this.registry],
   });
+  readonly jobMoves = new Counter({
+    name: 'cueacct_job_moves_total',
+    help: 'Jobs found in another folder than the store held them under; their usage was moved.',
+    registers: [this.registry],
+  });
+  readonly keyReads = new Counter({
+    name: 'cueacct_key_reads_total',
+    help: 'Reads of booking keys the store did not know (new jobs, folders, subscriptions; moved jobs).',
+    registers: [this.registry],
+  });
   /** Read at scrape time rather than set on every booking (it is on the hot path). */
   inflightSource: () => number = () => 0;
   readonly inflight: Gauge = new Gauge({

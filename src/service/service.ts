@@ -14,7 +14,7 @@ import type {
   StatusResponse,
 } from '../api/types.js';
 import { buildCapSet, buildSnapshot } from '../core/boundary.js';
-import { Store } from '../core/store.js';
+import { Store, type BookOutcome } from '../core/store.js';
 import {
   VERTEX_KINDS,
   type BookingRequest,
@@ -23,11 +23,20 @@ import {
   type VertexKind,
 } from '../core/types.js';
 import { isOverCap } from '../core/vertex.js';
-import { capRows, managedShows, readAccounting, type NamedCapRows, type ShowRow } from '../db/queries.js';
+import {
+  capRows,
+  capRowsOfKeys,
+  managedShows,
+  readAccounting,
+  type NamedCapRows,
+  type ShowRow,
+  type UnknownKeys,
+} from '../db/queries.js';
 import { rewriteAccountingTables } from '../db/rewrite.js';
 import type { Metrics } from '../observability/metrics.js';
 import { isUnreachableError } from '../cli/errors.js';
 import { DeadlineError, withDeadline } from './deadline.js';
+import { KeyResolver, folderKey, jobKey, subscriptionKey } from './key-resolver.js';
 import { LeaseBook } from './leases.js';
 import { Listener, type ListenerConnector, type ListenerHandlers } from './listener.js';
 import { PassRecord } from './pass-record.js';
@@ -52,6 +61,11 @@ export interface ServiceConfig {
   /** Listener liveness: a self-NOTIFY every interval must arrive within the timeout. */
   listenerProbeIntervalMs: number;
   listenerProbeTimeoutMs: number;
+  /**
+   * How long a booking of a key the store does not know waits for its read from the database
+   * before it answers a retryable 503 `resolving` (issue 11 item 2).
+   */
+  resolveTimeoutMs: number;
 }
 
 /**
@@ -76,7 +90,11 @@ export const DEFAULT_SERVICE_CONFIG: Omit<ServiceConfig, 'version'> = {
   passTimeoutMs: 60_000,
   listenerProbeIntervalMs: 1_000,
   listenerProbeTimeoutMs: 2_000,
+  resolveTimeoutMs: 2_000,
 };
+
+/** How long a key read's verdict (found / does not exist) answers without a new read. */
+const VERDICT_MS = 1_000;
 
 /** Limit changes remembered so a cap read can replay those that arrived during it. */
 const LIMIT_LOG_SIZE = 10_000;
@@ -94,6 +112,10 @@ export class AccountingService implements BookingService {
     reseed: new PassRecord(),
     shows: new PassRecord(),
   };
+  private readonly resolver: KeyResolver;
+  /** Jobs moved by a booking's re-read, with the move's sequence number (an older cap read must not undo them). */
+  private readonly movedAt = new Map<string, number>();
+  private moveSeq = 0;
   private lastDrift: DriftReport | null = null;
   private limitLog: { seq: number; change: LimitChange }[] = [];
   private limitSeq = 0;
@@ -120,6 +142,7 @@ export class AccountingService implements BookingService {
     private readonly renewPool?: () => Sql,
   ) {
     this.leases = new LeaseBook(config.leaseMs);
+    this.resolver = new KeyResolver((keys) => this.readKeys(keys), VERDICT_MS);
     metrics.inflightSource = () => this.store.inflightCount;
     metrics.readySource = () => this.ready;
     metrics.lockHeldSource = () => this.lock?.held() ?? true;
@@ -179,8 +202,13 @@ export class AccountingService implements BookingService {
 
   // ---- bookings -------------------------------------------------------------------------
 
-  /** Outcomes are counted in Prometheus by the HTTP layer, per request, in one place. */
-  book(request: BookingRequest): BookResult {
+  /**
+   * Outcomes are counted in Prometheus by the HTTP layer, per request, in one place.
+   * Synchronous when the store knows every key and the job's path (the fast path); otherwise
+   * the unknown keys are read first (`wait`), or, with `wait` false (a batch whose keys were
+   * read by {@link prepare}), answered at once from what is known.
+   */
+  book(request: BookingRequest, wait = true): BookResult | Promise<BookResult> {
     if (!this.ready) {
       return { error: 'not_ready' };
     }
@@ -188,7 +216,165 @@ export class AccountingService implements BookingService {
       this.counters.not_managed++;
       return { result: 'not_managed' };
     }
-    const outcome = this.store.book(request);
+    const known = this.store.bookIfKnown(request);
+    if (known !== undefined) return this.answer(known);
+    const checked = this.examine(request, !wait);
+    if (checked !== undefined) return checked;
+    return this.resolveBounded(this.keysToRead([request])).then(() => this.bookResolved(request));
+  }
+
+  /** Read the unknown keys of a batch's bookings in one go; undefined when all are known. */
+  prepare(requests: readonly BookingRequest[]): Promise<void> | undefined {
+    if (!this.ready) return undefined;
+    const keys = this.keysToRead(requests);
+    if (keys.jobs.length + keys.folders.length + keys.subscriptions.length === 0) return undefined;
+    return this.resolveBounded(keys);
+  }
+
+  /** After the read: answer from what is known now, never waiting again. */
+  private bookResolved(request: BookingRequest): BookResult {
+    if (!this.ready) return { error: 'not_ready' };
+    if (!this.managed.has(request.show)) {
+      this.counters.not_managed++;
+      return { result: 'not_managed' };
+    }
+    return this.examine(request, true) ?? this.bookKnown(request);
+  }
+
+  /**
+   * The fast path: the store holds caps for all three keys, and the job's show and folder
+   * are the ones the booking names. No allocation.
+   */
+  private pathKnown(request: BookingRequest): boolean {
+    const job = this.store.job(request.job);
+    if (job === undefined || !job.capsSeeded) return false;
+    if (job.folderId !== request.folder || job.show !== request.show) return false;
+    if (this.store.folder(request.folder)?.capsSeeded !== true) return false;
+    return this.store.subscription(request.show, request.alloc)?.capsSeeded === true;
+  }
+
+  /**
+   * Check a booking's keys and path against what the store and recent reads know. Returns a
+   * refusal, or undefined when it can be booked (all known) or must be read first (`final`
+   * false). With `final`, a key still unknown answers `resolving` (retryable).
+   */
+  private examine(request: BookingRequest, final: boolean): BookResult | undefined {
+    const job = this.store.job(request.job);
+    let unknown = false;
+    if (job === undefined || !job.capsSeeded || job.folderId === undefined) {
+      const found = this.resolver.verdict(jobKey(request.job));
+      if (found === false) return { error: 'unknown_job', job: request.job };
+      unknown = true;
+    } else if (job.show !== request.show) {
+      return { error: 'wrong_show', job: request.job, show: job.show ?? '' };
+    } else if (job.folderId !== request.folder) {
+      // Either the client is wrong or the job moved: a recent read of the job decides.
+      if (this.resolver.verdict(jobKey(request.job)) === true) {
+        return { error: 'wrong_folder', job: request.job, folder: job.folderId };
+      }
+      unknown = true;
+    }
+    if (this.store.folder(request.folder)?.capsSeeded !== true) {
+      if (this.resolver.verdict(folderKey(request.folder)) === false) {
+        return { error: 'unknown_folder', folder: request.folder };
+      }
+      unknown = true;
+    }
+    if (this.store.subscription(request.show, request.alloc)?.capsSeeded !== true) {
+      if (this.resolver.verdict(subscriptionKey(request.show, request.alloc)) === false) {
+        return { error: 'unknown_subscription', show: request.show, alloc: request.alloc };
+      }
+      unknown = true;
+    }
+    if (!unknown) return undefined;
+    return final ? { error: 'resolving', retry_after_ms: this.retryAfterMs() } : undefined;
+  }
+
+  private retryAfterMs(): number {
+    return Math.max(100, Math.min(1_000, Math.round(this.config.resolveTimeoutMs / 2)));
+  }
+
+  /** The keys of these bookings the store does not know, or must re-check (a job's folder). */
+  private keysToRead(requests: readonly BookingRequest[]): UnknownKeys {
+    const keys: UnknownKeys = { jobs: [], folders: [], subscriptions: [] };
+    for (const request of requests) {
+      if (!this.managed.has(request.show) || this.pathKnown(request)) continue;
+      const job = this.store.job(request.job);
+      if (job === undefined || !job.capsSeeded || job.folderId !== request.folder)
+        keys.jobs.push(request.job);
+      if (this.store.folder(request.folder)?.capsSeeded !== true) keys.folders.push(request.folder);
+      if (this.store.subscription(request.show, request.alloc)?.capsSeeded !== true) {
+        keys.subscriptions.push({ show: request.show, alloc: request.alloc });
+      }
+    }
+    return keys;
+  }
+
+  /** Read the keys, waiting at most `resolveTimeoutMs` (the read goes on and lands later). */
+  private resolveBounded(keys: UnknownKeys): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.config.resolveTimeoutMs);
+    });
+    return Promise.race([this.resolver.resolve(keys), bound]).finally(() => clearTimeout(timer));
+  }
+
+  /**
+   * One read of the keys; caps of those found in a managed show go into the store (replaying
+   * limit changes that raced the read), and a job found in another folder than the store holds
+   * it under is moved there with its usage. Keys of shows that are not managed count as not
+   * found: they never get a vertex.
+   */
+  private async readKeys(keys: UnknownKeys): Promise<ReadonlySet<string>> {
+    const since = this.limitSeq;
+    this.metrics.keyReads.inc();
+    const read = await capRowsOfKeys(this.pool, keys);
+    const managed = (row: { show: string }) => this.managed.has(row.show);
+    const rows: NamedCapRows = {
+      subscriptions: read.subscriptions.filter(managed),
+      folders: read.folders.filter(managed),
+      jobs: read.jobs.filter(managed),
+    };
+    for (const row of rows.jobs) {
+      const job = this.store.job(row.id);
+      if (
+        job?.folderId !== undefined &&
+        job.folderId !== row.folder &&
+        this.store.moveJob(row.id, row.folder)
+      ) {
+        this.movedAt.set(row.id, ++this.moveSeq);
+        this.metrics.jobMoves.inc();
+        this.logger.info(
+          { job: row.id, from: job.folderId, to: row.folder },
+          'job moved folder; usage moved',
+        );
+      }
+    }
+    this.applyCaps(rows, { onlyUnseeded: true }, since);
+    const found = new Set<string>();
+    for (const row of rows.jobs) found.add(jobKey(row.id));
+    for (const row of rows.folders) found.add(folderKey(row.id));
+    for (const row of rows.subscriptions) found.add(subscriptionKey(row.show, row.alloc));
+    return found;
+  }
+
+  /** Moves the recompute's cap read saw, unless a booking's newer read moved the job since. */
+  private applyMoves(jobs: NamedCapRows['jobs'], movesSince: number): void {
+    for (const row of jobs) {
+      const job = this.store.job(row.id);
+      if (job?.folderId === undefined || job.folderId === row.folder) continue;
+      if ((this.movedAt.get(row.id) ?? 0) > movesSince) continue;
+      if (this.store.moveJob(row.id, row.folder)) this.metrics.jobMoves.inc();
+    }
+    for (const [id, seq] of this.movedAt) if (seq <= movesSince) this.movedAt.delete(id);
+  }
+
+  /** The store's check-and-increment (one synchronous critical section), and the lease. */
+  private bookKnown(request: BookingRequest): BookResult {
+    return this.answer(this.store.book(request));
+  }
+
+  private answer(outcome: BookOutcome): BookResult {
     if (outcome.result === 'limit_exceeded') {
       this.counters.rejected++;
       return outcome;
@@ -273,11 +459,14 @@ export class AccountingService implements BookingService {
     const shows = [...this.managed.keys()];
     const epoch = this.store.beginRecompute();
     const since = this.limitSeq;
+    const movesSince = this.moveSeq;
     const read = await readAccounting(this.pool, shows);
     // Built before the fence so only the caps and the overwrite block the event loop after it.
     const snapshot = buildSnapshot(read.booked, read.caps, this.config.coreMultiplier);
     await this.fence();
-    this.applyCaps(read.caps, { onlyUnseeded: true }, since);
+    // The cap read lists every subscription of these shows: one missing was deleted (item 5).
+    this.applyCaps(read.caps, { onlyUnseeded: true, authoritativeShows: new Set(shows) }, since);
+    this.applyMoves(read.caps.jobs, movesSince);
     const drift = this.store.overwriteCounters(snapshot, epoch);
     this.lastDrift = drift;
     for (const vertex of VERTEX_KINDS) {

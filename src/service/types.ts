@@ -1,4 +1,5 @@
 import type {
+  BookRefusal,
   BookResponse,
   ConfirmResponse,
   RollbackResponse,
@@ -7,7 +8,7 @@ import type {
 } from '../api/types.js';
 import type { BookingRequest, VertexKind } from '../core/types.js';
 
-export type BookResult = BookResponse | { error: 'not_ready' };
+export type BookResult = BookResponse | BookRefusal | { error: 'not_ready' };
 
 export interface StateQuery {
   vertex?: VertexKind;
@@ -25,7 +26,17 @@ export interface StateQuery {
 export interface BookingService {
   /** Seeded and holding the N=1 lock: bookings are accepted. */
   readonly ready: boolean;
-  book(request: BookingRequest): BookResult;
+  /**
+   * Synchronous when every key is known (the fast path); a promise when a key must first be
+   * read from the database (a new job, folder or subscription, or a job that may have moved).
+   * `wait` false (after {@link prepare}): never wait; a key still unknown answers `resolving`.
+   */
+  book(request: BookingRequest, wait?: boolean): BookResult | Promise<BookResult>;
+  /**
+   * Read the unknown keys of several bookings in one go before they are booked one by one
+   * (a batch); undefined when there is nothing to read.
+   */
+  prepare?(requests: readonly BookingRequest[]): Promise<void> | undefined;
   confirm(booking: string): ConfirmResponse;
   rollback(booking: string): RollbackResponse;
   state(query: StateQuery): StateResponse;

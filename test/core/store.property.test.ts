@@ -8,10 +8,18 @@
  *   - no applied booking took the truth past a cap.
  * After everything settles, the queue drains and two full passes run, every counter equals
  * SUM(proc) exactly.
+ *
+ * The farm's lifecycle is modelled too (issue 11): a job killed (FINISHED) before its procs are
+ * released, a job created after the cap read (its first booking reads its caps, as the
+ * service's key resolution does), and a job moved to another folder (learned by the daemon
+ * at its next booking — which names the new folder — or at the next pass whose read saw it;
+ * until then the model attributes the job to the folder the daemon knows: that is the
+ * documented window). Companion tests show the model catches each class when the fix is
+ * undone.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { buildSnapshot, type BookedRow, type CapRows } from '../../src/core/boundary.js';
+import { buildCapSet, buildSnapshot, type BookedRow, type CapRows } from '../../src/core/boundary.js';
 import { Booking, Store } from '../../src/core/store.js';
 import type { Snapshot } from '../../src/core/types.js';
 
@@ -22,12 +30,16 @@ const FOLDERS = [
   { id: 'f1', show: 's0' },
   { id: 'f2', show: 's1' },
 ];
+/** j4 and j5 exist only once a `createJob` step created them (after the first cap read). */
 const JOBS = [
   { id: 'j0', folder: 'f0' },
   { id: 'j1', folder: 'f0' },
   { id: 'j2', folder: 'f1' },
   { id: 'j3', folder: 'f2' },
+  { id: 'j4', folder: 'f1' },
+  { id: 'j5', folder: 'f2' },
 ].map((job) => ({ ...job, show: FOLDERS.find((f) => f.id === job.folder)!.show }));
+const INITIAL_JOBS = 4;
 
 interface Key {
   show: string;
@@ -35,23 +47,40 @@ interface Key {
   folder: string;
   job: string;
 }
-interface Proc extends Key {
+/** A proc row: its folder is its job's folder, whatever it is now. */
+interface Proc {
+  show: string;
+  alloc: string;
+  job: string;
   cores: number;
   gpus: number;
 }
 interface ModelBooking {
   handle: Booking;
-  key: Key;
+  key: Omit<Proc, 'cores' | 'gpus'>;
   cores: number;
   gpus: number;
   proc?: Proc;
   ended: boolean;
 }
-type Notification = { kind: 'release'; proc: Proc } | { kind: 'fence'; pass: number };
+
+/** Undo one fix of issue 11 (the companion tests show the model then fails). */
+interface Mutation {
+  /** The snapshot skips procs of FINISHED jobs (the old rule): item 1. */
+  skipFinishedProcs?: boolean;
+  /** A booking of a job the store has no caps for is booked without reading them: item 2. */
+  noResolution?: boolean;
+  /** A job found in another folder is not moved in the store: item 4. */
+  noMoves?: boolean;
+}
+type Notification = { kind: 'release'; proc: Proc; folder: string } | { kind: 'fence'; pass: number };
 interface Pass {
   id: number;
   epoch: number;
   snapshot?: Snapshot;
+  /** The cap read of the snapshot (its job rows carry each job's folder then). */
+  caps?: CapRows;
+  movesSince: number;
   fenceQueued: boolean;
   fenceDelivered: boolean;
 }
@@ -59,14 +88,16 @@ interface Pass {
 type Op =
   | { op: 'book'; job: number; alloc: number; cores: number; gpus: number }
   | { op: 'commitProc' | 'confirm' | 'rollback' | 'expire' | 'deleteProc'; pick: number }
+  | { op: 'createJob' | 'finishJob'; job: number }
+  | { op: 'moveJob'; job: number; folder: number }
   | { op: 'deliver' | 'begin' | 'snapshot' | 'fence' | 'finish' };
 
 const capsArb = fc.record({
   burst: fc.array(fc.integer({ min: 0, max: 20 }), { minLength: 4, maxLength: 4 }),
   folderCores: fc.array(fc.integer({ min: -1, max: 15 }), { minLength: 3, maxLength: 3 }),
   folderGpus: fc.array(fc.integer({ min: -1, max: 4 }), { minLength: 3, maxLength: 3 }),
-  jobCores: fc.array(fc.integer({ min: -1, max: 10 }), { minLength: 4, maxLength: 4 }),
-  jobGpus: fc.array(fc.integer({ min: -1, max: 3 }), { minLength: 4, maxLength: 4 }),
+  jobCores: fc.array(fc.integer({ min: -1, max: 10 }), { minLength: 6, maxLength: 6 }),
+  jobGpus: fc.array(fc.integer({ min: -1, max: 3 }), { minLength: 6, maxLength: 6 }),
 });
 type Caps = {
   burst: number[];
@@ -95,6 +126,18 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     weight: op === 'deliver' ? 6 : 2,
     arbitrary: fc.constant({ op }),
   })),
+  ...(['createJob', 'finishJob'] as const).map((op) => ({
+    weight: 1,
+    arbitrary: fc.record({ op: fc.constant(op), job: fc.nat({ max: JOBS.length - 1 }) }),
+  })),
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('moveJob' as const),
+      job: fc.nat({ max: JOBS.length - 1 }),
+      folder: fc.nat({ max: FOLDERS.length - 1 }),
+    }),
+  },
 );
 
 class Model {
@@ -104,10 +147,29 @@ class Model {
   readonly queue: Notification[] = [];
   pass: Pass | undefined;
   private passes = 0;
-  readonly capRows: CapRows;
+  /** The database: which jobs exist, which are FINISHED, each job's folder. */
+  readonly created = new Set(JOBS.slice(0, INITIAL_JOBS).map((j) => j.id));
+  readonly finished = new Set<string>();
+  readonly pgFolder = new Map(JOBS.map((j) => [j.id, j.folder]));
+  /** The folder the daemon holds each job under (it learns a move at a booking or a pass). */
+  readonly known = new Map(JOBS.map((j) => [j.id, j.folder]));
+  /** Moves learned by a booking's read, by sequence (a pass whose read is older keeps them). */
+  private readonly movedAt = new Map<string, number>();
+  private moveSeq = 0;
 
-  constructor(readonly caps: Caps) {
-    this.capRows = {
+  constructor(
+    readonly caps: Caps,
+    private readonly mutation: Mutation = {},
+  ) {
+    const initial = this.capRows();
+    // Caps in whole cores already: multiplier 1 keeps the numbers as written.
+    this.store.setCaps(buildCapSet(initial, 1));
+  }
+
+  /** The cap read now: subscriptions, folders, and jobs that exist and are live or still have procs. */
+  capRows(): CapRows {
+    const caps = this.caps;
+    return {
       subscriptions: SHOWS.flatMap((show, s) =>
         ALLOCS.map((alloc, a) => ({ show, alloc, burst: caps.burst[s * 2 + a]! })),
       ),
@@ -116,31 +178,24 @@ class Model {
         maxCores: caps.folderCores[i]!,
         maxGpus: caps.folderGpus[i]!,
       })),
-      jobs: JOBS.map((j, i) => ({
-        id: j.id,
-        show: j.show,
-        maxCores: caps.jobCores[i]!,
-        maxGpus: caps.jobGpus[i]!,
-      })),
+      jobs: JOBS.flatMap((j, i) =>
+        this.created.has(j.id) && (!this.finished.has(j.id) || this.procs.some((p) => p.job === j.id))
+          ? [
+              {
+                id: j.id,
+                show: j.show,
+                folder: this.pgFolder.get(j.id)!,
+                maxCores: caps.jobCores[i]!,
+                maxGpus: caps.jobGpus[i]!,
+              },
+            ]
+          : [],
+      ),
     };
-    // Caps in whole cores already: multiplier 1 keeps the numbers as written.
-    this.store.setCaps({
-      subscriptions: this.capRows.subscriptions.map((r) => ({
-        show: r.show,
-        alloc: r.alloc,
-        burst: Number(r.burst),
-      })),
-      folders: this.capRows.folders.map((r) => ({
-        ...r,
-        maxCores: Number(r.maxCores),
-        maxGpus: Number(r.maxGpus),
-      })),
-      jobs: this.capRows.jobs.map((r) => ({
-        ...r,
-        maxCores: Number(r.maxCores),
-        maxGpus: Number(r.maxGpus),
-      })),
-    });
+  }
+
+  private withFolder(item: Omit<Proc, 'cores' | 'gpus'>): Key {
+    return { ...item, folder: this.known.get(item.job)! };
   }
 
   /** SUM(proc) + applied bookings whose proc row is not committed, for one vertex. */
@@ -148,11 +203,11 @@ class Model {
     const uncommitted = this.bookings
       .filter((b) => !b.ended && b.proc === undefined)
       .map((b) => ({ ...b.key, cores: b.cores, gpus: b.gpus }));
-    return total([...this.procs, ...uncommitted], match);
+    return total([...this.procs, ...uncommitted], (p) => match(this.withFolder(p)));
   }
 
   sumProc(match: (key: Key) => boolean): { cores: number; gpus: number } {
-    return total(this.procs, match);
+    return total(this.procs, (p) => match(this.withFolder(p)));
   }
 
   vertices(): { name: string; match: (k: Key) => boolean; live: () => { cores: number; gpus: number } }[] {
@@ -221,7 +276,23 @@ class Model {
       case 'deleteProc': {
         if (this.procs.length === 0) return;
         const [proc] = this.procs.splice(op.pick % this.procs.length, 1);
-        this.queue.push({ kind: 'release', proc: proc! });
+        // Cuebot's release names the job's folder in the database at the delete.
+        this.queue.push({ kind: 'release', proc: proc!, folder: this.pgFolder.get(proc!.job)! });
+        return;
+      }
+      case 'createJob':
+        this.created.add(JOBS[op.job]!.id);
+        return;
+      case 'finishJob': {
+        const job = JOBS[op.job]!.id;
+        if (this.created.has(job)) this.finished.add(job);
+        return;
+      }
+      case 'moveJob': {
+        const job = JOBS[op.job]!;
+        const folder = FOLDERS[op.folder]!;
+        // A job moves within its show only.
+        if (folder.show === job.show) this.pgFolder.set(job.id, folder.id);
         return;
       }
       case 'deliver':
@@ -231,12 +302,16 @@ class Model {
           this.pass = {
             id: ++this.passes,
             epoch: this.store.beginRecompute(),
+            movesSince: this.moveSeq,
             fenceQueued: false,
             fenceDelivered: false,
           };
         return;
       case 'snapshot':
-        if (this.pass && !this.pass.snapshot) this.pass.snapshot = this.readSnapshot();
+        if (this.pass && !this.pass.snapshot) {
+          this.pass.caps = this.capRows();
+          this.pass.snapshot = this.readSnapshot(this.pass.caps);
+        }
         return;
       case 'fence':
         if (this.pass?.snapshot && !this.pass.fenceQueued) {
@@ -246,37 +321,74 @@ class Model {
         return;
       case 'finish':
         if (this.pass?.fenceDelivered) {
-          this.store.overwriteCounters(this.pass.snapshot!, this.pass.epoch);
+          // As the service's recompute: caps of new keys, moves the read saw, then the overwrite.
+          const pass = this.pass;
+          this.store.setCaps(buildCapSet(pass.caps!, 1), { onlyUnseeded: true });
+          for (const row of pass.caps!.jobs) {
+            if ((this.movedAt.get(row.id) ?? 0) > pass.movesSince) continue;
+            this.learnFolder(row.id, row.folder);
+          }
+          this.store.overwriteCounters(pass.snapshot!, pass.epoch);
+          // A job the store forgot holds nothing: the daemon knows its folder from its next read.
+          for (const job of JOBS)
+            if (this.store.job(job.id) === undefined) this.known.set(job.id, this.pgFolder.get(job.id)!);
           this.pass = undefined;
         }
         return;
     }
   }
 
+  /** The daemon learns a job's folder from a read: the store moves it (unless mutated). */
+  private learnFolder(job: string, folder: string): boolean {
+    if (this.known.get(job) === folder) return false;
+    if (this.store.job(job) === undefined) {
+      this.known.set(job, folder);
+      return false;
+    }
+    // The daemon has read the new folder: from now on the job's usage belongs there.
+    this.known.set(job, folder);
+    if (!this.mutation.noMoves) this.store.moveJob(job, folder);
+    return true;
+  }
+
   private book(op: Extract<Op, { op: 'book' }>): void {
     const job = JOBS[op.job]!;
-    const key: Key = { show: job.show, alloc: ALLOCS[op.alloc]!, folder: job.folder, job: job.id };
+    // The scheduler books jobs that exist and are not finished, naming the job's folder now.
+    if (!this.created.has(job.id) || this.finished.has(job.id)) return;
+    const folder = this.pgFolder.get(job.id)!;
+    const vertex = this.store.job(job.id);
+    if (!this.mutation.noResolution && (vertex?.capsSeeded !== true || vertex.folderId !== folder)) {
+      // The service's key resolution: read the job (caps, folder) before checking.
+      const row = this.capRows().jobs.find((r) => r.id === job.id)!;
+      if (this.learnFolder(job.id, row.folder)) this.movedAt.set(job.id, ++this.moveSeq);
+      this.store.setCaps(buildCapSet({ subscriptions: [], folders: [], jobs: [row] }, 1), {
+        onlyUnseeded: true,
+      });
+    }
+    const key = { show: job.show, alloc: ALLOCS[op.alloc]!, job: job.id };
+    const named = { ...key, folder };
     const before = this.vertices().map((v) => ({ v, truth: this.truth(v.match) }));
-    const outcome = this.store.book({ ...key, cores: op.cores, gpus: op.gpus });
+    const outcome = this.store.book({ ...named, cores: op.cores, gpus: op.gpus });
     if (!(outcome instanceof Booking)) return;
     this.bookings.push({ handle: outcome, key, cores: op.cores, gpus: op.gpus, ended: false });
-    // No applied booking may take the truth past an enforced cap.
-    const sub = this.capRows.subscriptions.find((r) => r.show === key.show && r.alloc === key.alloc)!;
-    const folder = this.capRows.folders.find((r) => r.id === key.folder)!;
-    const jobCap = this.capRows.jobs.find((r) => r.id === key.job)!;
+    // No applied booking may take the truth past an enforced cap (caps as the database holds them).
+    const caps = this.capRows();
+    const sub = caps.subscriptions.find((r) => r.show === key.show && r.alloc === key.alloc)!;
+    const folderCap = caps.folders.find((r) => r.id === folder)!;
+    const jobCap = caps.jobs.find((r) => r.id === key.job)!;
     const truthOf = (name: string) => before.find((x) => x.v.name === name)!.truth;
     if (op.cores > 0) {
       expect(truthOf(`sub ${key.show}/${key.alloc}`).cores + op.cores).toBeLessThanOrEqual(Number(sub.burst));
-      if (Number(folder.maxCores) > 0) {
-        expect(truthOf(`folder ${key.folder}`).cores + op.cores).toBeLessThanOrEqual(Number(folder.maxCores));
+      if (Number(folderCap.maxCores) > 0) {
+        expect(truthOf(`folder ${folder}`).cores + op.cores).toBeLessThanOrEqual(Number(folderCap.maxCores));
       }
       if (Number(jobCap.maxCores) > 0) {
         expect(truthOf(`job ${key.job}`).cores + op.cores).toBeLessThanOrEqual(Number(jobCap.maxCores));
       }
     }
     if (op.gpus > 0) {
-      if (Number(folder.maxGpus) > 0) {
-        expect(truthOf(`folder ${key.folder}`).gpus + op.gpus).toBeLessThanOrEqual(Number(folder.maxGpus));
+      if (Number(folderCap.maxGpus) > 0) {
+        expect(truthOf(`folder ${folder}`).gpus + op.gpus).toBeLessThanOrEqual(Number(folderCap.maxGpus));
       }
       if (Number(jobCap.maxGpus) > 0) {
         expect(truthOf(`job ${key.job}`).gpus + op.gpus).toBeLessThanOrEqual(Number(jobCap.maxGpus));
@@ -293,15 +405,18 @@ class Model {
     const note = this.queue.shift();
     if (!note) return;
     if (note.kind === 'release') {
-      this.store.applyRelease({ ...note.proc, cores: -note.proc.cores, gpus: -note.proc.gpus });
+      const { proc, folder } = note;
+      this.store.applyRelease({ ...proc, folder, cores: -proc.cores, gpus: -proc.gpus });
     } else if (this.pass?.id === note.pass) {
       this.pass.fenceDelivered = true;
     }
   }
 
-  readSnapshot(): Snapshot {
-    const rows: BookedRow[] = this.procs.map((p) => ({ ...p }));
-    return buildSnapshot(rows, this.capRows, 1);
+  readSnapshot(caps: CapRows = this.capRows()): Snapshot {
+    const rows: BookedRow[] = this.procs
+      .filter((p) => !(this.mutation.skipFinishedProcs && this.finished.has(p.job)))
+      .map((p) => ({ ...p, folder: this.pgFolder.get(p.job)! }));
+    return buildSnapshot(rows, caps, 1);
   }
 
   fullPass(): void {
@@ -319,12 +434,13 @@ class Model {
           `${step}: ${v.name} live ${live.cores}c/${live.gpus}g below truth ${truth.cores}c/${truth.gpus}g`,
         );
       }
+      if (live.cores < 0 || live.gpus < 0) throw new Error(`${step}: ${v.name} below 0`);
     }
     expect(this.store.inflightCount).toBe(this.bookings.filter((b) => !b.ended).length);
   }
 }
 
-function total(items: Proc[], match: (key: Key) => boolean): { cores: number; gpus: number } {
+function total(items: Proc[], match: (proc: Proc) => boolean): { cores: number; gpus: number } {
   let cores = 0;
   let gpus = 0;
   for (const item of items) {
@@ -342,7 +458,7 @@ function pick<T>(items: T[], index: number): T | undefined {
 describe('Store invariant under random interleavings (fast-check)', () => {
   it('never reads below SUM(proc) + in-flight, never admits over a cap, and converges', () => {
     fc.assert(
-      fc.property(capsArb, fc.array(opArb, { maxLength: 250 }), (caps, ops) => {
+      fc.property(capsArb, fc.array(opArb, { maxLength: 250, size: 'medium' }), (caps, ops) => {
         const model = new Model(caps);
         ops.forEach((op, i) => {
           model.run(op);
@@ -377,8 +493,8 @@ describe('Store invariant under random interleavings (fast-check)', () => {
       burst: [10, 10, 10, 10],
       folderCores: [-1, -1, -1],
       folderGpus: [-1, -1, -1],
-      jobCores: [-1, -1, -1, -1],
-      jobGpus: [-1, -1, -1, -1],
+      jobCores: [-1, -1, -1, -1, -1, -1],
+      jobGpus: [-1, -1, -1, -1, -1, -1],
     });
     model.run({ op: 'book', job: 0, alloc: 0, cores: 4, gpus: 0 });
     model.run({ op: 'commitProc', pick: 0 });
@@ -391,5 +507,57 @@ describe('Store invariant under random interleavings (fast-check)', () => {
     model.run({ op: 'book', job: 0, alloc: 0, cores: 3, gpus: 0 }); // in flight, no proc yet
     model.deliver(); // the late release subtracts a proc the snapshot never counted
     expect(() => model.checkInvariant('unfenced')).toThrow(/below truth/);
+  });
+
+  describe('catches each lifecycle class of issue 11 when its fix is undone', () => {
+    const open = {
+      burst: [20, 20, 20, 20],
+      folderCores: [-1, -1, -1],
+      folderGpus: [-1, -1, -1],
+      jobCores: [-1, -1, -1, -1, 2, -1],
+      jobGpus: [-1, -1, -1, -1, -1, -1],
+    };
+
+    /** A job runs 4 cores, is killed (FINISHED), and a pass runs before its proc is released. */
+    function killedJob(mutation: Mutation): Model {
+      const model = new Model(open, mutation);
+      model.run({ op: 'book', job: 0, alloc: 0, cores: 4, gpus: 0 });
+      model.run({ op: 'commitProc', pick: 0 });
+      model.run({ op: 'confirm', pick: 0 });
+      model.run({ op: 'finishJob', job: 0 });
+      model.fullPass();
+      return model;
+    }
+
+    it('a job finishing before its procs are released (snapshot skipping FINISHED jobs)', () => {
+      expect(() => killedJob({}).checkInvariant('fixed')).not.toThrow();
+      expect(() => killedJob({ skipFinishedProcs: true }).checkInvariant('mutated')).toThrow(/below truth/);
+    });
+
+    it('a job created after the cap read (booked without reading its caps)', () => {
+      const book = (mutation: Mutation) => {
+        const model = new Model(open, mutation);
+        model.run({ op: 'createJob', job: 4 }); // capped at 2 cores
+        model.run({ op: 'book', job: 4, alloc: 0, cores: 5, gpus: 0 });
+        return model;
+      };
+      expect(() => book({})).not.toThrow();
+      expect(() => book({ noResolution: true })).toThrow();
+    });
+
+    it('a job moving folder (the store keeping its usage in the old folder)', () => {
+      const move = (mutation: Mutation) => {
+        const model = new Model(open, mutation);
+        model.run({ op: 'book', job: 0, alloc: 0, cores: 3, gpus: 0 });
+        model.run({ op: 'commitProc', pick: 0 });
+        model.run({ op: 'confirm', pick: 0 });
+        model.run({ op: 'moveJob', job: 0, folder: 1 });
+        model.run({ op: 'book', job: 0, alloc: 0, cores: 1, gpus: 0 }); // names f1: read, moved
+        model.checkInvariant('after the move');
+        return model;
+      };
+      expect(() => move({})).not.toThrow();
+      expect(() => move({ noMoves: true })).toThrow(/folder f1 live .* below truth/);
+    });
   });
 });

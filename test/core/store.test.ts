@@ -224,12 +224,84 @@ describe('Store recompute', () => {
     expect(live(store)).toEqual([0, 0, 0]);
   });
 
-  it('keeps the live value of keys missing from the snapshot', () => {
+  it('keeps a subscription missing from the snapshot, forgets an idle folder and job (issue 11 item 9)', () => {
     const store = new Store();
     store.setCaps(caps(100));
     store.confirm(applied(store.book(request(10))));
     store.overwriteCounters({ subscriptions: [], folders: [], jobs: [] }, store.beginRecompute());
-    expect(live(store)).toEqual([10, 10, 10]);
+    expect(live(store)).toEqual([10, 0, 0]);
+    expect([store.count('folder'), store.count('job')]).toEqual([0, 0]);
+  });
+
+  it('keeps a job missing from the snapshot while it holds a booking the snapshot may not have seen', () => {
+    const store = new Store();
+    store.setCaps(caps(100));
+    const epoch = store.beginRecompute();
+    const inflight = applied(store.book(request(3)));
+    store.overwriteCounters({ subscriptions: [], folders: [], jobs: [] }, epoch);
+    expect(live(store)).toEqual([3, 3, 3]);
+    // Confirmed while the next pass reads: settled in the carried bucket, so that pass keeps
+    // the job; the pass after it has certainly seen the proc (or its absence) and forgets it.
+    const next = store.beginRecompute();
+    store.confirm(inflight);
+    store.overwriteCounters({ subscriptions: [], folders: [], jobs: [] }, next);
+    expect(store.count('job')).toBe(1);
+    store.overwriteCounters({ subscriptions: [], folders: [], jobs: [] }, store.beginRecompute());
+    expect([store.count('folder'), store.count('job')]).toEqual([0, 0]);
+  });
+
+  it("bookIfKnown books only when all keys have caps and the path is the job's; otherwise changes nothing", () => {
+    const store = new Store();
+    expect(store.bookIfKnown(request(1))).toBeUndefined();
+    store.setCaps({ ...caps(100), jobs: [{ id: J, show: S, folder: F, maxCores: 3, maxGpus: -1 }] });
+    expect(store.bookIfKnown(request(1, 0, { folder: 'folder-2' }))).toBeUndefined();
+    expect(store.bookIfKnown(request(1, 0, { show: 'show-2' }))).toBeUndefined();
+    expect(store.bookIfKnown(request(1, 0, { alloc: 'alloc-2' }))).toBeUndefined();
+    expect(store.bookIfKnown(request(1, 0, { job: 'job-2' }))).toBeUndefined();
+    expect([store.count('folder'), store.count('job'), store.inflightCount]).toEqual([1, 1, 0]);
+    expect(store.bookIfKnown(request(4))).toMatchObject({ result: 'limit_exceeded', table: 'job' });
+    applied(store.bookIfKnown(request(3))!);
+    expect(live(store)).toEqual([3, 3, 3]);
+  });
+
+  it('moves a job with its live, in-flight and settled usage to its new folder (issue 11 item 4)', () => {
+    const store = new Store();
+    const F2 = 'folder-2';
+    store.setCaps({
+      ...caps(100),
+      folders: [...caps(100).folders, { id: F2, show: S, maxCores: 10, maxGpus: -1 }],
+    });
+    store.confirm(applied(store.book(request(4))));
+    const inflight = applied(store.book(request(2)));
+    applied(store.book(request(1, 0, { job: 'job-other' })));
+    expect(store.moveJob(J, F2)).toBe(true);
+    expect(store.folder(F)!.cores).toBe(1);
+    expect(store.folder(F2)!).toMatchObject({ cores: 6, inflightCores: 2 });
+    expect(store.folder(F2)!.settledCores(0)).toBe(4);
+    expect(store.job(J)!.folderId).toBe(F2);
+    // The in-flight booking now settles in the new folder; the old one is untouched.
+    store.rollback(inflight);
+    expect([store.folder(F)!.cores, store.folder(F2)!.cores, store.folder(F2)!.inflightCores]).toEqual([
+      1, 4, 0,
+    ]);
+    expect(store.moveJob(J, F2)).toBe(false);
+  });
+
+  it("an overwrite from a snapshot older than a move shifts the job's sum to its new folder", () => {
+    const store = new Store();
+    const F2 = 'folder-2';
+    store.setCaps(caps(100));
+    const epoch = store.beginRecompute();
+    store.moveJob(J, F2); // re-resolved after the read began
+    store.overwriteCounters(
+      {
+        subscriptions: [{ show: S, alloc: A, cores: 5, gpus: 0 }],
+        folders: [{ id: F, show: S, cores: 5, gpus: 0 }],
+        jobs: [{ id: J, show: S, cores: 5, gpus: 0, folder: F }],
+      },
+      epoch,
+    );
+    expect([store.folder(F)!.cores, store.folder(F2)!.cores]).toEqual([0, 5]);
   });
 
   it('keeps an in-flight booking made after beginRecompute whose proc the snapshot missed', () => {

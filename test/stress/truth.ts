@@ -41,7 +41,7 @@ export async function readTruth(sql: Sql, multiplier: number): Promise<Map<strin
       SELECT j.pk_show AS show, h.pk_alloc AS alloc, j.pk_folder AS folder, p.pk_job AS job,
              p.int_cores_reserved AS cores, p.int_gpus_reserved AS gpus
       FROM proc p JOIN job j ON j.pk_job = p.pk_job JOIN host h ON h.pk_host = p.pk_host
-      WHERE NOT p.b_local AND j.str_state <> 'FINISHED' AND j.pk_show IN (SELECT pk_show FROM managed)
+      WHERE NOT p.b_local AND j.pk_show IN (SELECT pk_show FROM managed)
     ),
     by_sub AS (SELECT show, alloc, SUM(cores) AS cores, SUM(gpus) AS gpus FROM p GROUP BY show, alloc),
     by_folder AS (SELECT folder, SUM(cores) AS cores, SUM(gpus) AS gpus FROM p GROUP BY folder),
@@ -61,7 +61,7 @@ export async function readTruth(sql: Sql, multiplier: number): Promise<Map<strin
     SELECT 'job', j.pk_job, j.pk_show, COALESCE(b.cores, 0)::text, COALESCE(b.gpus, 0)::text,
            r.int_max_cores::text, r.int_max_gpus::text, r.int_cores::text, r.int_gpus::text
       FROM job j JOIN job_resource r ON r.pk_job = j.pk_job LEFT JOIN by_job b ON b.job = j.pk_job
-     WHERE j.str_state <> 'FINISHED' AND j.pk_show IN (SELECT pk_show FROM managed)`,
+     WHERE (j.str_state <> 'FINISHED' OR b.job IS NOT NULL) AND j.pk_show IN (SELECT pk_show FROM managed)`,
   );
   const cores = (v: string) => Math.trunc(Number(v) / multiplier);
   const cap = (v: string) => (Number(v) < 0 ? -1 : cores(v));
