@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 
-import type { StateResponse, StatusResponse } from '../src/api/types.js';
+import type { StatusResponse } from '../src/api/types.js';
 import { BaseCommand } from '../src/cli/base-command.js';
 import { DaemonClient } from '../src/cli/daemon-client.js';
 import { daemonFlags, jsonFlag, secondsFlag, showFlag } from '../src/cli/flags.js';

