@@ -15,6 +15,7 @@ import http from 'node:http';
 import https from 'node:https';
 
 import { CliError, problemError, unreachableError, usageError } from './errors.js';
+import { collectStatePages } from '../api/state-pages.js';
 import type { StateResponse } from '../api/types.js';
 import { STATE_PAGE_MAX } from '../service/types.js';
 import { redactUrl } from './redact.js';
@@ -223,21 +224,13 @@ export class DaemonClient {
    * `next_cursor` (the pages are not one instant's snapshot: each row is as of its page). The
    * first request carries no paging parameter, so a daemon that does not page answers it whole.
    */
-  async stateAll(query: { vertex?: string; show?: string } = {}): Promise<StateResponse> {
-    const vertices: StateResponse['vertices'] = [];
-    let page = await this.getJson<StateResponse>('/v1/state', query);
-    for (let pages = 1; ; pages++) {
-      vertices.push(...page.vertices);
-      const cursor = page.next_cursor;
-      if (typeof cursor !== 'string' || cursor === '') break;
-      if (pages >= MAX_STATE_PAGES) {
-        throw problemError(
-          `daemon at ${this.describe} answered more than ${MAX_STATE_PAGES} pages of /v1/state`,
-        );
-      }
-      page = await this.getJson<StateResponse>('/v1/state', { ...query, limit: STATE_PAGE_MAX, cursor });
-    }
-    return { epoch: page.epoch, total: page.total, vertices, next_cursor: null };
+  stateAll(query: { vertex?: string; show?: string } = {}): Promise<StateResponse> {
+    return collectStatePages((paging) => this.getJson<StateResponse>('/v1/state', { ...query, ...paging }), {
+      limit: STATE_PAGE_MAX,
+      maxPages: MAX_STATE_PAGES,
+      tooMany: () =>
+        problemError(`daemon at ${this.describe} answered more than ${MAX_STATE_PAGES} pages of /v1/state`),
+    });
   }
 
   /** `POST /v1/admin/<action>`: the daemon answers when the pass is done, hence the longer default deadline. */

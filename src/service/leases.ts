@@ -19,6 +19,8 @@ import type { Booking } from '../core/store.js';
 
 export interface Lease {
   readonly id: string;
+  /** The random part of `id`, compared on lookup. */
+  readonly secret: string;
   readonly booking: Booking;
   readonly expiresAt: number;
 }
@@ -30,30 +32,40 @@ type Slot = Lease | undefined;
 
 /** Random bytes in one id's secret: 96 bits, 16 base64url characters. */
 export const SECRET_BYTES = 12;
+const SECRET_CHARS = (SECRET_BYTES / 3) * 4;
 /** Secrets drawn per `randomFillSync` call: one system call serves this many bookings. */
 const SECRETS_PER_FILL = 1024;
 
-/** Unguessable id suffixes, drawn from the CSPRNG in blocks (one call per booking costs ~1 µs). */
+/**
+ * Unguessable id suffixes, drawn from the CSPRNG in blocks: one system call and one base64url
+ * encoding serve 1,024 bookings (12 bytes are exactly 16 base64url characters, so each slice
+ * of the encoded block is one secret). Per booking that costs a substring, not a call.
+ */
 class SecretSource {
   private readonly pool = Buffer.alloc(SECRET_BYTES * SECRETS_PER_FILL);
-  private offset = this.pool.length;
+  private text = '';
+  private offset = 0;
 
   next(): string {
-    if (this.offset === this.pool.length) {
-      randomFillSync(this.pool);
+    if (this.offset === this.text.length) {
+      this.text = randomFillSync(this.pool).toString('base64url');
       this.offset = 0;
     }
     const start = this.offset;
-    this.offset += SECRET_BYTES;
-    return this.pool.toString('base64url', start, this.offset);
+    this.offset += SECRET_CHARS;
+    return this.text.slice(start, this.offset);
   }
 }
 
-/** String equality whose time does not depend on where the strings differ. */
-function sameText(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
+/**
+ * Whether `id` ends with `secret` (the rest of the id is already checked), in a time that does
+ * not depend on where they differ. Only the 16 secret characters are compared.
+ */
+function endsWithSecret(id: string, secret: string): boolean {
+  const offset = id.length - SECRET_CHARS;
+  if (offset < 1 || id.charCodeAt(offset - 1) !== 0x2d /* - */) return false;
   let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  for (let i = 0; i < SECRET_CHARS; i++) diff |= id.charCodeAt(offset + i) ^ secret.charCodeAt(i);
   return diff === 0;
 }
 
@@ -66,10 +78,10 @@ export class LeaseBook {
   private head = 0;
   private activeCount = 0;
   /**
-   * Recently expired leases by sequence number: their id (only the owner hears "expired")
+   * Recently expired leases by sequence number: their secret (only the owner hears "expired")
    * and when to forget them, so a late confirm hears why.
    */
-  private readonly expired = new Map<number, { id: string; forgetAt: number }>();
+  private readonly expired = new Map<number, { secret: string; forgetAt: number }>();
   /** Ids of a previous process never collide with ours. */
   private readonly prefix = `${randomBytes(4).toString('hex')}-`;
   private readonly secrets = new SecretSource();
@@ -82,8 +94,10 @@ export class LeaseBook {
   }
 
   add(booking: Booking, now: number): Lease {
+    const secret = this.secrets.next();
     const lease: Lease = {
-      id: `${this.prefix}${(this.sequence++).toString(36)}-${this.secrets.next()}`,
+      id: `${this.prefix}${(this.sequence++).toString(36)}-${secret}`,
+      secret,
       booking,
       expiresAt: now + this.leaseMs,
     };
@@ -99,7 +113,7 @@ export class LeaseBook {
     const index = seq - this.base;
     if (index >= this.head && index < this.queue.length) {
       const lease = this.queue[index];
-      if (lease !== undefined && sameText(lease.id, id)) {
+      if (lease !== undefined && endsWithSecret(id, lease.secret)) {
         this.queue[index] = undefined;
         this.activeCount--;
         return { lease };
@@ -107,7 +121,7 @@ export class LeaseBook {
       return undefined;
     }
     const expired = this.expired.get(seq);
-    return expired !== undefined && sameText(expired.id, id) ? { expired: true } : undefined;
+    return expired !== undefined && endsWithSecret(id, expired.secret) ? { expired: true } : undefined;
   }
 
   /** Hand every lease that expired by `now` to `settle`; returns how many. */
@@ -120,7 +134,7 @@ export class LeaseBook {
         if (lease.expiresAt > now) break;
         queue[this.head] = undefined;
         this.activeCount--;
-        this.expired.set(this.base + this.head, { id: lease.id, forgetAt: now + this.leaseMs });
+        this.expired.set(this.base + this.head, { secret: lease.secret, forgetAt: now + this.leaseMs });
         this.head++;
         settle(lease);
         count++;
