@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 
-import type { StateResponse, StatusResponse } from '../src/api/types.js';
+import type { StatusResponse } from '../src/api/types.js';
 import { BaseCommand } from '../src/cli/base-command.js';
 import { DaemonClient } from '../src/cli/daemon-client.js';
 import { daemonFlags, jsonFlag, secondsFlag, showFlag } from '../src/cli/flags.js';
@@ -70,7 +70,7 @@ as JSON once (implies --once).`;
     const fetchSnapshot = async (query: { vertex: VertexKind } = { vertex }) => {
       const [status, state] = await Promise.all([
         client.status() as Promise<unknown> as Promise<StatusResponse>,
-        client.state({ vertex: query.vertex }) as Promise<StateResponse>,
+        client.stateAll({ vertex: query.vertex }),
       ]);
       return { status, state };
     };
@@ -79,7 +79,7 @@ as JSON once (implies --once).`;
         const { status, state } = await fetchSnapshot();
         this.printJson({
           status,
-          state: flags.show === undefined ? state : await client.state({ vertex, show: flags.show }),
+          state: flags.show === undefined ? state : await client.stateAll({ vertex, show: flags.show }),
         });
         return;
       }

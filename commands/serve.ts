@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 
 import { BaseCommand } from '../src/cli/base-command.js';
 import { resolveDatabaseConfig } from '../src/cli/database-config.js';
+import { chooseAuth } from '../src/cli/auth-choice.js';
 import { unreachableError, usageError } from '../src/cli/errors.js';
 import {
   DEFAULT_LISTEN,
@@ -31,7 +32,9 @@ then runs the recompute, reseed and shows-refresh loops and the NOTIFY listener,
 Until the bootstrap completes, and whenever the lock's lease is not valid or the listener cannot follow \
 the feeds, bookings answer 503 (fail closed). After every acquisition of the lock the daemon serves only \
 once one --lock-ttl has passed (lock-delay). \
-With --token every path but /healthz needs "Authorization: Bearer <token>".
+With --token every path but /healthz needs "Authorization: Bearer <token>". An empty token is an error \
+(exit 2). Without a token a loopback address or a Unix socket serves without auth; any other address \
+needs --no-auth to do so.
 
 SIGTERM/SIGINT shut down gracefully: stop accepting, finish in-flight requests, release the lock.
 
@@ -54,7 +57,7 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
     },
     {
       description: 'A hot standby that waits for the lock held by another daemon:',
-      command: '<%= config.bin %> <%= command.id %> --standby --listen 0.0.0.0:7879',
+      command: 'CUEACCT_TOKEN=s3cret <%= config.bin %> <%= command.id %> --standby --listen 0.0.0.0:7879',
     },
   ];
 
@@ -73,8 +76,14 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
       exclusive: ['listen'],
     }),
     token: tokenFlag(
-      'Require this bearer token on every path but /healthz (prefer the environment variable).',
+      'Require this bearer token on every path but /healthz (prefer the environment variable). An empty token is an error.',
     ),
+    'no-auth': Flags.boolean({
+      summary:
+        'Serve without authentication. Needed on an address that is not loopback when no token is set; a loopback address or a Unix socket serves without auth when no token is set.',
+      default: false,
+      env: 'CUEACCT_NO_AUTH',
+    }),
     lease: secondsFlag({
       summary:
         'Lease of an applied booking: if neither confirmed nor rolled back within this many seconds, it is settled as confirmed.',
@@ -161,6 +170,14 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
     guardPostgresTeardown((kind, error) =>
       logger.warn({ kind, err: String(error) }, 'postgres.js connection teardown error ignored'),
     );
+    const listen = flags.socket === undefined ? parseListenAddress(flags.listen) : { socket: flags.socket };
+    const auth = chooseAuth({
+      token: flags.token,
+      tokenEnv: process.env.CUEACCT_TOKEN,
+      noAuth: flags['no-auth'],
+      listen,
+    });
+    if (auth.warning !== undefined) logger.warn(auth.warning);
     // --embedded: a private PostgreSQL with a demo farm (loaded only when asked for).
     const embedded = flags.embedded
       ? await (
@@ -175,8 +192,8 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
     const daemon = new Daemon({
       target: { ...(database.url === undefined ? {} : { url: database.url }), options: database.options },
       databaseDescription: database.describe,
-      listen: flags.socket === undefined ? parseListenAddress(flags.listen) : { socket: flags.socket },
-      ...(flags.token === undefined ? {} : { token: flags.token }),
+      listen,
+      ...(auth.token === undefined ? {} : { token: auth.token }),
       service: {
         ...DEFAULT_SERVICE_CONFIG,
         version: this.config.version,
@@ -205,7 +222,7 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
       try {
         await daemon.start();
         if (flags.simulate)
-          simulation = startDemoLoad(daemon, database, flags['simulate-for'], flags.token, logger);
+          simulation = startDemoLoad(daemon, database, flags['simulate-for'], auth.token, logger);
       } catch (error) {
         await daemon.stop();
         if (error instanceof LockHeldError) throw unreachableError(error.message);

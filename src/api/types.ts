@@ -59,8 +59,10 @@ export interface VertexState {
 export interface StateResponse {
   epoch: number;
   vertices: VertexState[];
-  /** Total number of vertices matching the filter before `top` cut the list. */
+  /** Total number of vertices matching the filter (all pages; before `top` cut the list). */
   total: number;
+  /** Pass as `cursor` for the next page; null on the last page (and with `top`). */
+  next_cursor?: string | null;
 }
 
 export interface PassStatus {

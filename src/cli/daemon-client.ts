@@ -15,12 +15,17 @@ import http from 'node:http';
 import https from 'node:https';
 
 import { CliError, problemError, unreachableError, usageError } from './errors.js';
+import { collectStatePages } from '../api/state-pages.js';
+import type { StateResponse } from '../api/types.js';
+import { STATE_PAGE_MAX } from '../service/types.js';
 import { redactUrl } from './redact.js';
 
 export const DEFAULT_DAEMON_URL = 'http://127.0.0.1:7878';
 export const DEFAULT_DAEMON_TIMEOUT_MS = 10_000;
 /** Answers larger than this are refused (the daemon's own request limit is 1 MiB). */
 const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+/** `stateAll` gives up past this many pages (10 M vertices): a daemon that never ends its pages. */
+const MAX_STATE_PAGES = 2_000;
 
 export type DaemonAddress =
   { kind: 'http'; url: URL; describe: string } | { kind: 'unix'; socketPath: string; describe: string };
@@ -200,9 +205,32 @@ export class DaemonClient {
     return this.getJson<DaemonStatus>('/v1/status');
   }
 
-  /** `GET /v1/state` with the optional `vertex`, `show`, `top`, `sort` query. */
-  state(query: { vertex?: string; show?: string; top?: number; sort?: string } = {}): Promise<unknown> {
+  /** One `GET /v1/state` answer (one page unless `top`) with the optional query. */
+  state(
+    query: {
+      vertex?: string;
+      show?: string;
+      top?: number;
+      sort?: string;
+      limit?: number;
+      cursor?: string;
+    } = {},
+  ): Promise<unknown> {
     return this.getJson('/v1/state', query);
+  }
+
+  /**
+   * Every vertex matching `vertex`/`show`: `GET /v1/state` page after page, following
+   * `next_cursor` (the pages are not one instant's snapshot: each row is as of its page). The
+   * first request carries no paging parameter, so a daemon that does not page answers it whole.
+   */
+  stateAll(query: { vertex?: string; show?: string } = {}): Promise<StateResponse> {
+    return collectStatePages((paging) => this.getJson<StateResponse>('/v1/state', { ...query, ...paging }), {
+      limit: STATE_PAGE_MAX,
+      maxPages: MAX_STATE_PAGES,
+      tooMany: () =>
+        problemError(`daemon at ${this.describe} answered more than ${MAX_STATE_PAGES} pages of /v1/state`),
+    });
   }
 
   /** `POST /v1/admin/<action>`: the daemon answers when the pass is done, hence the longer default deadline. */

@@ -13,6 +13,7 @@ import type {
   VertexKind,
 } from './types.js';
 import { Vertex, type VertexView } from './vertex.js';
+import { MAX_BOOKING_CORES, MAX_BOOKING_GPUS } from './booking-range.js';
 
 type BookingState = 'in_flight' | 'confirmed' | 'rolled_back';
 
@@ -44,10 +45,15 @@ function reject(table: LimitTable, current: number, limit: number): Rejection {
   return { result: 'limit_exceeded', table, current, limit };
 }
 
-function assertWholeNonNegative(name: string, value: number): void {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(`${name} must be a whole number >= 0, got ${value}`);
+function assertBookingAmount(name: string, value: number, max: number): void {
+  if (!Number.isSafeInteger(value) || value < 0 || value > max) {
+    throw new RangeError(`${name} must be a whole number from 0 to ${max}`);
   }
+}
+
+/** `value - amount`, never below 0: a defensive floor where a subtraction could undershoot. */
+function minus(value: number, amount: number): number {
+  return value > amount ? value - amount : 0;
 }
 
 function emptyDrift(): Drift {
@@ -106,8 +112,8 @@ export class Store {
     job: Vertex | undefined,
   ): BookOutcome {
     const { cores, gpus } = request;
-    assertWholeNonNegative('cores', cores);
-    assertWholeNonNegative('gpus', gpus);
+    assertBookingAmount('cores', cores, MAX_BOOKING_CORES);
+    assertBookingAmount('gpus', gpus, MAX_BOOKING_GPUS);
 
     if (cores > 0) {
       // An unseeded subscription reads as burst 0: fail closed.
@@ -456,18 +462,20 @@ export class Store {
     vertex.inflightGpus += gpus;
   }
 
+  // In-flight parts are floored at 0 too: with amounts in range the sums are exact and the
+  // floor never acts, but a negative in-flight part would be added into every later overwrite.
   private settle(vertex: Vertex, bucket: 0 | 1, cores: number, gpus: number): void {
-    vertex.inflightCores -= cores;
-    vertex.inflightGpus -= gpus;
+    vertex.inflightCores = minus(vertex.inflightCores, cores);
+    vertex.inflightGpus = minus(vertex.inflightGpus, gpus);
     vertex.addSettled(bucket, cores, gpus);
   }
 
   private undo(vertex: Vertex, cores: number, gpus: number): void {
     // Clamped like a release: only a double-counted release can have pushed live below it.
-    vertex.cores = Math.max(0, vertex.cores - cores);
-    vertex.gpus = Math.max(0, vertex.gpus - gpus);
-    vertex.inflightCores -= cores;
-    vertex.inflightGpus -= gpus;
+    vertex.cores = minus(vertex.cores, cores);
+    vertex.gpus = minus(vertex.gpus, gpus);
+    vertex.inflightCores = minus(vertex.inflightCores, cores);
+    vertex.inflightGpus = minus(vertex.inflightGpus, gpus);
   }
 }
 

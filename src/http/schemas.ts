@@ -1,22 +1,28 @@
 /**
  * Request validation for the HTTP API (SPEC §3). Every failure becomes one line naming the
- * field and the problem, e.g. `cores: expected an integer >= 0, got 1.5`, `booking: missing`,
- * `ops[3].op: expected one of book, confirm, rollback, got "boook"`.
+ * field, what was expected and what kind of value came, e.g. `cores: expected a whole number
+ * from 0 to 1000000, got a fractional number`, `booking: missing`, `ops[3].op: expected one
+ * of book, confirm, rollback, got a string of 5 characters`.
+ *
+ * A message never repeats a received value: a client that pastes its token (or any secret)
+ * into a field must not find it in the answer or in the log. Only its kind is described
+ * (a string of N characters, a negative number, an object), and an unknown field or query
+ * parameter is named only when its name looks like a field name (lower-case letters and `_`).
  *
  * Schemas are strict: an unknown field is an error (`ops[0].gpu: unexpected field`), so a
  * typo never books with a silently defaulted value.
  */
 import { z } from 'zod';
+import { MAX_BOOKING_CORES, MAX_BOOKING_GPUS } from '../core/booking-range.js';
 import type { BookingRequest, VertexKind } from '../core/types.js';
 import { VERTEX_KINDS } from '../core/types.js';
-import type { StateQuery } from '../service/types.js';
+import { decodeCursor } from '../service/state-cursor.js';
+import { STATE_PAGE_MAX, type StateQuery } from '../service/types.js';
 
 /** Longest accepted id (show, alloc, folder, job, booking). Cuebot ids are 36-character UUIDs. */
 export const MAX_ID_LENGTH = 256;
 /** Most ops one `POST /v1/batch` may carry. */
 export const MAX_BATCH_OPS = 10_000;
-/** Largest `top` accepted by `GET /v1/state`. */
-export const MAX_STATE_TOP = 1_000_000;
 
 export type ValidationResult<T> = { ok: true; value: T } | { ok: false; message: string };
 
@@ -25,21 +31,20 @@ export type BatchOp =
   | { op: 'confirm'; booking: string }
   | { op: 'rollback'; booking: string };
 
-const MAX_SHOWN_STRING = 40;
-
-/** A short description of a received value for an error message (never the whole value). */
-export function describeValue(v: unknown): string {
+/** The kind of a received value for an error message, never the value itself. */
+export function describeValue(v: unknown, max?: number): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   switch (typeof v) {
     case 'number':
-      return Number.isInteger(v) && !Number.isSafeInteger(v)
-        ? `${v} (outside the safe integer range)`
-        : String(v);
+      if (!Number.isInteger(v)) return 'a fractional number';
+      if (!Number.isSafeInteger(v)) return 'a number outside the safe integer range';
+      if (v < 0) return 'a negative number';
+      return max !== undefined && v > max ? `a number above ${max}` : 'a number';
     case 'string':
-      return v.length > MAX_SHOWN_STRING ? `a string of ${v.length} characters` : JSON.stringify(v);
+      return v === '' ? 'an empty string' : `a string of ${v.length} characters`;
     case 'boolean':
-      return String(v);
+      return 'a boolean';
     case 'object':
       return 'an object';
     default:
@@ -47,17 +52,22 @@ export function describeValue(v: unknown): string {
   }
 }
 
-/** `, got <value>` for an error message; empty when there is no value. */
-function got(input: unknown): string {
-  return input === undefined ? '' : `, got ${describeValue(input)}`;
+/** `, got <kind of value>` for an error message; empty when there is no value. */
+function got(input: unknown, max?: number): string {
+  return input === undefined ? '' : `, got ${describeValue(input, max)}`;
 }
 
-/** Whole, safe, non-negative integer (cores, gpus). */
-function count() {
-  const expected = 'expected an integer >= 0';
+/** A received field or parameter name, repeated only when it looks like one (not like a secret). */
+function nameOf(key: string): string | undefined {
+  return /^[a-z_]{1,32}$/.test(key) ? key : undefined;
+}
+
+/** Whole, safe integer from 0 to `max` (cores, gpus). */
+function count(max: number) {
+  const expected = `expected a whole number from 0 to ${max}`;
   const error = (iss: { input?: unknown }) =>
-    iss.input === undefined ? 'missing' : `${expected}${got(iss.input)}`;
-  return z.int({ error }).min(0, { error });
+    iss.input === undefined ? 'missing' : `${expected}${got(iss.input, max)}`;
+  return z.int({ error }).min(0, { error }).max(max, { error });
 }
 
 /** An opaque, non-empty id of bounded length. */
@@ -68,7 +78,14 @@ function id() {
   return z.string({ error }).min(1, { error }).max(MAX_ID_LENGTH, { error });
 }
 
-const bookFields = { show: id(), alloc: id(), folder: id(), job: id(), cores: count(), gpus: count() };
+const bookFields = {
+  show: id(),
+  alloc: id(),
+  folder: id(),
+  job: id(),
+  cores: count(MAX_BOOKING_CORES),
+  gpus: count(MAX_BOOKING_GPUS),
+};
 const bookSchema = z.strictObject(bookFields);
 const settleSchema = z.strictObject({ booking: id() });
 const bookOpSchema = z.strictObject({ op: z.literal('book'), ...bookFields });
@@ -91,8 +108,10 @@ function formatIssue(issue: z.core.$ZodIssue, prefix: string, root: unknown): st
   const where = formatPath(prefix, issue.path);
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys;
-    if (keys.length === 1) return `${formatPath(where, [keys[0]!])}: unexpected field`;
-    return `${where === '' ? 'body' : where}: unexpected fields ${keys.map((k) => JSON.stringify(k)).join(', ')}`;
+    const name = keys.length === 1 ? nameOf(keys[0]!) : undefined;
+    if (name !== undefined) return `${formatPath(where, [name])}: unexpected field`;
+    const named = keys.map(nameOf).filter((k) => k !== undefined);
+    return `${where === '' ? 'body' : where}: ${keys.length === 1 ? 'an unexpected field' : `${keys.length} unexpected fields`}${named.length > 0 ? ` (${named.join(', ')}, …)` : ''}`;
   }
   if (issue.path.length === 0) {
     // The value itself has the wrong type (an array, a string, null where an object belongs).
@@ -109,8 +128,18 @@ function check<T>(schema: z.ZodType<T>, value: unknown, prefix = ''): Validation
   return { ok: false, message: formatIssue(parsed.error.issues[0]!, prefix, value) };
 }
 
+/** A booking of 0 cores and 0 GPUs would pass every cap check and still create vertices. */
+function emptyBooking(request: BookingRequest, prefix: string): string | undefined {
+  if (request.cores !== 0 || request.gpus !== 0) return undefined;
+  const field = (name: string) => (prefix === '' ? name : `${prefix}.${name}`);
+  return `${field('cores')}, ${field('gpus')}: expected at least one of them above 0, got 0 and 0`;
+}
+
 export function parseBook(body: unknown): ValidationResult<BookingRequest> {
-  return check(bookSchema, body);
+  const parsed = check(bookSchema, body);
+  if (!parsed.ok) return parsed;
+  const empty = emptyBooking(parsed.value, '');
+  return empty === undefined ? parsed : { ok: false, message: empty };
 }
 
 /** `{booking}` for `POST /v1/confirm` and `/v1/rollback`. */
@@ -129,7 +158,11 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 export function parseBatch(body: unknown, maxOps = MAX_BATCH_OPS): ValidationResult<BatchOp[]> {
   if (!isPlainObject(body)) return { ok: false, message: `body: expected a JSON object${got(body)}` };
   for (const key of Object.keys(body)) {
-    if (key !== 'ops') return { ok: false, message: `${key}: unexpected field` };
+    if (key !== 'ops')
+      return {
+        ok: false,
+        message: nameOf(key) === undefined ? 'body: an unexpected field' : `${key}: unexpected field`,
+      };
   }
   const ops = body.ops;
   if (ops === undefined) return { ok: false, message: 'ops: missing' };
@@ -163,26 +196,46 @@ export function parseBatch(body: unknown, maxOps = MAX_BATCH_OPS): ValidationRes
     }
     const parsed = schema.safeParse(op);
     if (!parsed.success) return { ok: false, message: formatIssue(parsed.error.issues[0]!, `ops[${i}]`, op) };
+    if (kind === 'book') {
+      const empty = emptyBooking(parsed.data as BookingRequest, `ops[${i}]`);
+      if (empty !== undefined) return { ok: false, message: empty };
+    }
     out[i] = parsed.data;
   }
   return { ok: true, value: out };
 }
 
 const STATE_SORTS = ['utilization', 'name', 'cores'] as const;
-const STATE_PARAMS = new Set(['vertex', 'show', 'top', 'sort']);
+const STATE_PARAMS = new Set(['vertex', 'show', 'top', 'sort', 'limit', 'cursor']);
 
-/** The query of `GET /v1/state`: `vertex`, `show`, `top`, `sort`, each at most once. */
+/** A whole number from 1 to `max` written in plain digits, else NaN. */
+function positive(value: string, max: number): number {
+  const n = /^[0-9]{1,7}$/.test(value) ? Number(value) : NaN;
+  return n >= 1 && n <= max ? n : NaN;
+}
+
+/**
+ * The query of `GET /v1/state`: `vertex`, `show`, `top`, `sort`, `limit`, `cursor`, each at
+ * most once. Query values are never repeated in a message (see the top of this file).
+ */
 export function parseStateQuery(params: URLSearchParams): ValidationResult<StateQuery> {
   const query: StateQuery = {};
   const seen = new Set<string>();
   for (const [key, value] of params) {
-    if (!STATE_PARAMS.has(key)) return { ok: false, message: `${key}: unexpected query parameter` };
+    if (!STATE_PARAMS.has(key)) {
+      const name = nameOf(key);
+      return {
+        ok: false,
+        message:
+          name === undefined ? 'query: an unexpected parameter' : `${name}: unexpected query parameter`,
+      };
+    }
     if (seen.has(key)) return { ok: false, message: `${key}: given more than once` };
     seen.add(key);
     switch (key) {
       case 'vertex':
         if (!(VERTEX_KINDS as readonly string[]).includes(value)) {
-          return { ok: false, message: `vertex: expected one of ${VERTEX_KINDS.join(', ')}${got(value)}` };
+          return { ok: false, message: `vertex: expected one of ${VERTEX_KINDS.join(', ')}` };
         }
         query.vertex = value as VertexKind;
         break;
@@ -195,21 +248,36 @@ export function parseStateQuery(params: URLSearchParams): ValidationResult<State
         }
         query.show = value;
         break;
-      case 'top': {
-        const top = /^[0-9]{1,7}$/.test(value) ? Number(value) : NaN;
-        if (!(top >= 1 && top <= MAX_STATE_TOP)) {
-          return { ok: false, message: `top: expected an integer from 1 to ${MAX_STATE_TOP}${got(value)}` };
+      case 'top':
+      case 'limit': {
+        const n = positive(value, STATE_PAGE_MAX);
+        if (Number.isNaN(n)) {
+          return { ok: false, message: `${key}: expected a whole number from 1 to ${STATE_PAGE_MAX}` };
         }
-        query.top = top;
+        query[key] = n;
         break;
       }
       case 'sort':
         if (!(STATE_SORTS as readonly string[]).includes(value)) {
-          return { ok: false, message: `sort: expected one of ${STATE_SORTS.join(', ')}${got(value)}` };
+          return { ok: false, message: `sort: expected one of ${STATE_SORTS.join(', ')}` };
         }
         query.sort = value as StateQuery['sort'];
         break;
+      case 'cursor': {
+        const cursor = decodeCursor(value);
+        if (cursor === undefined) {
+          return { ok: false, message: 'cursor: expected the next_cursor of a previous page' };
+        }
+        query.cursor = cursor;
+        break;
+      }
     }
+  }
+  if (query.top !== undefined && (query.limit !== undefined || query.cursor !== undefined)) {
+    return {
+      ok: false,
+      message: `top: not with ${query.limit !== undefined ? 'limit' : 'cursor'} (top answers one sorted list; limit and cursor page the whole state)`,
+    };
   }
   return { ok: true, value: query };
 }

@@ -28,6 +28,10 @@ export { MAX_BATCH_OPS } from './schemas.js';
 
 /** Largest accepted request body. */
 export const MAX_BODY_BYTES = 1024 * 1024;
+/** Past the body limit, read and discard up to this much more before answering 413 (see readBody). */
+export const DRAIN_BYTES = 32 * 1024 * 1024;
+/** …and for at most this long. */
+const DRAIN_MS = 10_000;
 /** Idle keep-alive connections are closed after this; longer than the usual 60 s of proxies and clients. */
 export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
@@ -35,7 +39,7 @@ export interface HttpServerOptions {
   service: BookingService;
   metrics: Metrics;
   logger: Logger;
-  /** Bearer token; when set (non-empty), every path but `/healthz` needs it. */
+  /** Bearer token; when set, every path but `/healthz` needs it. Empty is refused (throws). */
   token?: string;
   /** Daemon version, reported by `/v1/status` when the service leaves it empty. */
   version: string;
@@ -203,7 +207,9 @@ class ApiServer implements HttpServer {
     this.metrics = options.metrics;
     this.log = options.logger.child({ component: 'http' });
     this.version = options.version;
-    this.token = options.token === undefined || options.token === '' ? undefined : options.token;
+    // An empty token must never mean "no auth" (serve refuses it; see src/cli/auth-choice.ts).
+    if (options.token !== undefined && options.token.trim() === '') throw new Error('empty bearer token');
+    this.token = options.token;
     this.authorized = this.token === undefined ? undefined : bearerChecker(this.token);
     this.maxBodyBytes = options.maxBodyBytes ?? MAX_BODY_BYTES;
     this.maxBatchOps = options.maxBatchOps ?? MAX_BATCH_OPS;
@@ -461,13 +467,13 @@ class ApiServer implements HttpServer {
     this.send(req, res, 200, { results });
   }
 
-  private state(req: IncomingMessage, res: ServerResponse, query: string): void {
+  private async state(req: IncomingMessage, res: ServerResponse, query: string): Promise<void> {
     const parsed = parseStateQuery(new URLSearchParams(query));
     if (!parsed.ok) {
       this.badRequest(req, res, parsed.message);
       return;
     }
-    this.send(req, res, 200, this.service.state(parsed.value));
+    this.send(req, res, 200, await this.service.state(parsed.value));
   }
 
   private status(req: IncomingMessage, res: ServerResponse): void {
@@ -528,7 +534,7 @@ class ApiServer implements HttpServer {
     if (type !== undefined && !isJsonContentType(type) && hasBody(req)) {
       this.send(req, res, 415, {
         error: 'unsupported_media_type',
-        message: `content-type: expected application/json, got ${JSON.stringify(type.slice(0, 100))}`,
+        message: 'content-type: expected application/json',
       });
       return undefined;
     }
@@ -555,20 +561,27 @@ class ApiServer implements HttpServer {
     }
   }
 
-  /** Collect the body up to the limit; past it, stop buffering and fail with 413 at once. */
+  /**
+   * Collect the body up to the limit. Past it, stop buffering but read on and discard the rest
+   * (up to {@link DRAIN_BYTES} more, for at most {@link DRAIN_MS}), then fail with 413: closing
+   * a connection with unread data makes TCP send a reset, and the client would lose the 413
+   * it was about to read (a chunked upload usually did).
+   */
   private readBody(req: IncomingMessage): Promise<Buffer> {
     const limit = this.maxBodyBytes;
     const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > limit) {
-      return Promise.reject(tooLarge(limit));
+    if (declared !== undefined && Number(declared) > limit + DRAIN_BYTES) {
+      return Promise.reject(tooLarge(limit)); // not worth reading: answer at once
     }
     return new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
       let settled = false;
+      let draining: NodeJS.Timeout | undefined;
       const finish = (err: Error | undefined): void => {
         if (settled) return;
         settled = true;
+        clearTimeout(draining);
         req.off('data', onData);
         req.off('end', onEnd);
         req.off('error', onError);
@@ -576,23 +589,30 @@ class ApiServer implements HttpServer {
         if (err === undefined) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
         else reject(err);
       };
+      const drain = (): void => {
+        chunks.length = 0;
+        draining = setTimeout(() => finish(tooLarge(limit)), DRAIN_MS);
+      };
       const onData = (chunk: Buffer): void => {
         size += chunk.length;
+        if (draining !== undefined) {
+          if (size > limit + DRAIN_BYTES) finish(tooLarge(limit));
+          return;
+        }
         if (size > limit) {
-          chunks.length = 0;
-          req.pause();
-          finish(tooLarge(limit));
+          drain();
           return;
         }
         chunks.push(chunk);
       };
-      const onEnd = (): void => finish(undefined);
+      const onEnd = (): void => finish(draining === undefined ? undefined : tooLarge(limit));
       const onError = (err: Error): void => finish(err);
       const onClose = (): void => finish(new Error('request aborted'));
       req.on('data', onData);
       req.on('end', onEnd);
       req.on('error', onError);
       req.on('close', onClose);
+      if (declared !== undefined && Number(declared) > limit) drain();
     });
   }
 

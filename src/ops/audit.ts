@@ -166,7 +166,7 @@ export async function runAudit(sql: Sql, options: AuditOptions): Promise<AuditRe
           `the daemon at ${options.daemon.describe} is not ready (bootstrap not done, or lock lost)`,
         );
       } else {
-        const before = (await options.daemon.state(stateQuery)) as StateResponse;
+        const before = await options.daemon.stateAll(stateQuery);
         daemonRead = { status, before };
       }
     } catch (error) {
@@ -195,8 +195,7 @@ export async function runAudit(sql: Sql, options: AuditOptions): Promise<AuditRe
     booked: Awaited<ReturnType<typeof bookedRows>>;
   };
 
-  const after =
-    daemonRead === undefined ? undefined : ((await options.daemon!.state(stateQuery)) as StateResponse);
+  const after = daemonRead === undefined ? undefined : await options.daemon!.stateAll(stateQuery);
 
   const showNames = new Map(read.shows.map((show) => [show.id, show]));
   const entries = new Map<string, DriftEntry>();

@@ -652,7 +652,7 @@ export class AccountingService implements BookingService {
     };
   }
 
-  state(query: StateQuery): StateResponse {
+  state(query: StateQuery): Promise<StateResponse> {
     return stateResponse(this.store, this.managed, this.names, query);
   }
 

@@ -7,6 +7,7 @@ import type {
   StatusResponse,
 } from '../api/types.js';
 import type { BookingRequest, VertexKind } from '../core/types.js';
+import type { StateCursor } from './state-cursor.js';
 
 export type BookResult = BookResponse | BookRefusal | { error: 'not_ready' };
 
@@ -14,10 +15,19 @@ export interface StateQuery {
   vertex?: VertexKind;
   /** Show id or name. */
   show?: string;
-  /** Keep only the first N after sorting. */
+  /** Keep only the first N after sorting (one answer, no cursor). */
   top?: number;
   sort?: 'utilization' | 'name' | 'cores';
+  /** Without `top`: vertices per page (default {@link STATE_PAGE_DEFAULT}). */
+  limit?: number;
+  /** Without `top`: where the page starts (`next_cursor` of the previous page). */
+  cursor?: StateCursor;
 }
+
+/** Vertices in one page of `GET /v1/state` unless `limit` says otherwise. */
+export const STATE_PAGE_DEFAULT = 1_000;
+/** Largest page (`limit`) and largest `top`: what one answer may carry without stalling bookings. */
+export const STATE_PAGE_MAX = 5_000;
 
 /**
  * What the HTTP API (and an in-process TypeScript scheduler) needs from the accounting
@@ -39,7 +49,8 @@ export interface BookingService {
   prepare?(requests: readonly BookingRequest[]): Promise<void> | undefined;
   confirm(booking: string): ConfirmResponse;
   rollback(booking: string): RollbackResponse;
-  state(query: StateQuery): StateResponse;
+  /** May be built over several event-loop turns, so bookings never wait behind a big read. */
+  state(query: StateQuery): StateResponse | Promise<StateResponse>;
   status(): StatusResponse;
   /** Run that pass now; resolves when a pass that started after the call completes. */
   recompute(): Promise<void>;

@@ -18,6 +18,7 @@ import { LOCAL_ADMIN_URL, createDatabase } from '../stress/harness.js';
 import { BENCH_FARM, benchFarm } from './farm-bench.js';
 import { benchHttp, httpBenchFarm } from './http-bench.js';
 import { benchReleases } from './release-bench.js';
+import { benchState } from './state-bench.js';
 import { benchStore } from './store-bench.js';
 
 interface Row {
@@ -101,6 +102,19 @@ async function main(): Promise<void> {
       store.pairsPerSecond >= 2_000_000,
     );
     add('Store.applyRelease (in process)', `${n(store.releasesPerSecond)}/s`);
+    add('LeaseBook add + take by id (in process)', `${n(store.leasePairsPerSecond)} pairs/s`);
+    const state = await benchState();
+    json.state = state;
+    add(
+      `GET /v1/state top=5000 sort=name, ${n(state.vertices)} vertices (in process): read; longest stall`,
+      `${ms(state.topReadMs)}; ${ms(state.topStallMs)}`,
+      'stall ~10 ms',
+    );
+    add(
+      `GET /v1/state every page of 5,000 (${state.pages} pages, in process): read; longest stall`,
+      `${ms(state.pagedReadMs)}; ${ms(state.pagedStallMs)}`,
+      'stall ~10 ms',
+    );
 
     // ---- farm scale: bootstrap, recompute, RSS, HTTP against the daemon ---------------------
     const db = await createDatabase(adminUrl);

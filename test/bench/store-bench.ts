@@ -4,12 +4,15 @@
  * number is the critical section and not the generator.
  */
 import { Booking, Store } from '../../src/core/store.js';
+import { LeaseBook } from '../../src/service/leases.js';
 import { syntheticFarm } from './synthetic-farm.js';
 
 export interface StoreBenchResult {
   pairsPerSecond: number;
   releasesPerSecond: number;
   rejectionsPerSecond: number;
+  /** `LeaseBook.add` + `take` by id (the lease part of an HTTP book + confirm). */
+  leasePairsPerSecond: number;
 }
 
 const REQUESTS = 1 << 16;
@@ -58,5 +61,20 @@ export function benchStore(seconds = 1.5): StoreBenchResult {
     for (let i = 0; i < 4096; i++) tight.book(requests[(base + i) & mask]!);
     return 4096;
   });
-  return { pairsPerSecond, releasesPerSecond, rejectionsPerSecond };
+  const leases = new LeaseBook(120_000);
+  const ids: string[] = new Array<string>(4096);
+  const booking = new Booking(
+    store.job('job-0') as never,
+    store.job('job-0') as never,
+    store.job('job-0') as never,
+    1,
+    0,
+  );
+  const leasePairsPerSecond = timed(seconds, () => {
+    for (let i = 0; i < 4096; i++) ids[i] = leases.add(booking, 0).id;
+    for (let i = 0; i < 4096; i++) leases.take(ids[i]!);
+    leases.sweep(0, () => undefined); // compacts the taken slots
+    return 4096;
+  });
+  return { pairsPerSecond, releasesPerSecond, rejectionsPerSecond, leasePairsPerSecond };
 }

@@ -81,7 +81,7 @@ function scripted(first: StateResponse, second: StateResponse, s = status()): Da
   return {
     describe: 'http://scripted',
     status: async () => s,
-    state: async () => reads.shift() ?? second,
+    stateAll: async () => reads.shift() ?? second,
     admin: async () => ({}),
     close: () => undefined,
   } as unknown as DaemonClient;

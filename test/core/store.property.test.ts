@@ -20,6 +20,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { buildCapSet, buildSnapshot, type BookedRow, type CapRows } from '../../src/core/boundary.js';
+import { MAX_BOOKING_CORES, MAX_BOOKING_GPUS } from '../../src/core/booking-range.js';
 import { Booking, Store } from '../../src/core/store.js';
 import type { Snapshot } from '../../src/core/types.js';
 
@@ -437,6 +438,28 @@ class Model {
       if (live.cores < 0 || live.gpus < 0) throw new Error(`${step}: ${v.name} below 0`);
     }
     expect(this.store.inflightCount).toBe(this.bookings.filter((b) => !b.ended).length);
+    assertNoNegativeCounter(this.store, step);
+  }
+}
+
+/** Every counter of every vertex (live, in flight, both settled buckets) is >= 0. */
+function assertNoNegativeCounter(store: Store, step: string): void {
+  for (const kind of ['subscription', 'folder', 'job'] as const) {
+    for (const v of store.vertices(kind)) {
+      const counters = {
+        cores: v.cores,
+        gpus: v.gpus,
+        inflightCores: v.inflightCores,
+        inflightGpus: v.inflightGpus,
+        settledCores0: v.settledCores(0),
+        settledCores1: v.settledCores(1),
+        settledGpus0: v.settledGpus(0),
+        settledGpus1: v.settledGpus(1),
+      };
+      for (const [name, value] of Object.entries(counters)) {
+        if (!(value >= 0)) throw new Error(`${step}: ${kind} ${v.id} ${name} = ${value}`);
+      }
+    }
   }
 }
 
@@ -484,6 +507,83 @@ describe('Store invariant under random interleavings (fast-check)', () => {
         }
       }),
       { numRuns: 400 },
+    );
+  });
+
+  it('no operation sequence drives any counter below 0: extreme amounts, stray releases, recomputes', () => {
+    // Amounts a buggy or hostile client may send, including the issue's 2^53 − 1 GPUs: the
+    // store refuses what is out of range (RangeError, nothing changed) and books the rest.
+    const amount = (max: number) =>
+      fc.oneof(
+        fc.integer({ min: 0, max: 3 }),
+        fc.constantFrom(max, max - 1, max + 1, 2 ** 53 - 1, 2 ** 53 - 2, Number.MAX_SAFE_INTEGER),
+      );
+    type Step =
+      | { op: 'book'; job: number; cores: number; gpus: number }
+      | { op: 'confirm' | 'rollback'; pick: number }
+      | { op: 'release'; job: number; cores: number; gpus: number }
+      | { op: 'recompute' };
+    const stepArb: fc.Arbitrary<Step> = fc.oneof(
+      fc.record({
+        op: fc.constant('book' as const),
+        job: fc.nat({ max: JOBS.length - 1 }),
+        cores: amount(MAX_BOOKING_CORES),
+        gpus: amount(MAX_BOOKING_GPUS),
+      }),
+      fc.record({ op: fc.constantFrom('confirm' as const, 'rollback' as const), pick: fc.nat() }),
+      // A release the store never booked (a duplicate notification, Cuebot's own proc).
+      fc.record({
+        op: fc.constant('release' as const),
+        job: fc.nat({ max: JOBS.length - 1 }),
+        cores: amount(MAX_BOOKING_CORES),
+        gpus: amount(MAX_BOOKING_GPUS),
+      }),
+      fc.constant({ op: 'recompute' as const }),
+    );
+    fc.assert(
+      fc.property(fc.array(stepArb, { maxLength: 120 }), (steps) => {
+        const store = new Store();
+        const unlimited = { maxCores: -1, maxGpus: -1 };
+        store.setCaps({
+          subscriptions: [{ show: 's0', alloc: 'a0', burst: 2 ** 52 }],
+          folders: FOLDERS.map((f) => ({ ...f, ...unlimited })),
+          jobs: JOBS.map((j) => ({ id: j.id, show: j.show, ...unlimited })),
+        });
+        const open: Booking[] = [];
+        steps.forEach((step, i) => {
+          const job = 'job' in step ? JOBS[step.job]! : undefined;
+          const key = job && { show: 's0', alloc: 'a0', folder: job.folder, job: job.id };
+          if (step.op === 'book') {
+            let outcome;
+            try {
+              outcome = store.book({ ...key!, cores: step.cores, gpus: step.gpus });
+            } catch (error) {
+              expect(error).toBeInstanceOf(RangeError);
+              expect(step.cores > MAX_BOOKING_CORES || step.gpus > MAX_BOOKING_GPUS).toBe(true);
+            }
+            if (outcome instanceof Booking) open.push(outcome);
+          } else if (step.op === 'confirm' || step.op === 'rollback') {
+            if (open.length > 0) {
+              const [booking] = open.splice(step.pick % open.length, 1);
+              store[step.op](booking!);
+            }
+          } else if (step.op === 'release') {
+            store.applyRelease({ ...key!, cores: -step.cores, gpus: -step.gpus });
+          } else {
+            const zero = { cores: 0, gpus: 0 };
+            store.overwriteCounters(
+              {
+                subscriptions: [{ show: 's0', alloc: 'a0', ...zero }],
+                folders: FOLDERS.map((f) => ({ ...f, ...zero })),
+                jobs: JOBS.map((j) => ({ id: j.id, show: j.show, ...zero })),
+              },
+              store.beginRecompute(),
+            );
+          }
+          assertNoNegativeCounter(store, `step ${i} (${step.op})`);
+        });
+      }),
+      { numRuns: 300 },
     );
   });
 

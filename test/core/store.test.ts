@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { MAX_BOOKING_CORES, MAX_BOOKING_GPUS } from '../../src/core/booking-range.js';
 import { Booking, Store } from '../../src/core/store.js';
 import type { BookingRequest, CapSet, Snapshot } from '../../src/core/types.js';
 
@@ -107,6 +108,24 @@ describe('Store caps (SPEC §1 cap conventions)', () => {
     const store = new Store();
     expect(() => store.book(request(1.5))).toThrow(RangeError);
     expect(() => store.book(request(-1))).toThrow(RangeError);
+  });
+
+  it('refuses amounts past the booking range, so 2^53 − 1 GPUs can never round a counter below 0', () => {
+    const store = new Store();
+    store.setCaps(caps(100));
+    expect(() => store.book(request(0, 2 ** 53 - 1))).toThrow(RangeError);
+    expect(() => store.book(request(MAX_BOOKING_CORES + 1))).toThrow(RangeError);
+    expect(() => store.book(request(0, MAX_BOOKING_GPUS + 1))).toThrow(RangeError);
+    expect([store.job(J)!.gpus, store.inflightCount]).toEqual([0, 0]); // nothing changed
+    // The sequence within the range: book, book, book, roll all back, recompute.
+    const bookings = [MAX_BOOKING_GPUS, 1, 1].map((gpus) => applied(store.book(request(0, gpus))));
+    for (const booking of bookings) store.rollback(booking);
+    store.overwriteCounters(
+      { subscriptions: [], folders: [], jobs: [{ id: J, show: S, cores: 0, gpus: 0 }] },
+      store.beginRecompute(),
+    );
+    const job = store.job(J)!;
+    expect([job.gpus, job.inflightGpus, job.settledGpus(0), job.settledGpus(1)]).toEqual([0, 0, 0, 0]);
   });
 });
 

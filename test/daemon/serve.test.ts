@@ -183,7 +183,7 @@ describe('cueacct serve', () => {
     const daemon = await serve();
     await db.sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cueacct-lock' AND datname = current_database()`;
     await waitFor(
-      async () => (await api(daemon, 'POST', '/v1/book', bookingFor(farm, 0, 0))).status === 503,
+      async () => (await api(daemon, 'POST', '/v1/book', bookingFor(farm, 1, 0))).status === 503,
       {
         message: 'fail closed after lock loss',
       },

@@ -23,6 +23,8 @@ import type { Sql } from 'postgres';
 import type { ApiClient, BookingRecord, SimulationReport, VertexCaps } from '../../src/simulate/index.js';
 import { subscriptionKey, vertexId } from '../../src/simulate/index.js';
 import type { BookingRequest, LimitTable, VertexKind } from '../../src/core/types.js';
+import { collectStatePages } from '../../src/api/state-pages.js';
+import type { StateResponse } from '../../src/api/types.js';
 import { readTruth, managedShowIds } from './truth.js';
 
 export interface DaemonTally {
@@ -33,6 +35,33 @@ export interface DaemonTally {
   inflight: number;
   dropped: number;
   reconnects: number;
+}
+
+/**
+ * The whole `GET /v1/state` (every page, following `next_cursor`) for `query` (`?vertex=…` or
+ * ''). A page that is not 200 ends the read with that status.
+ */
+export async function readState(
+  api: ApiClient,
+  query = '',
+): Promise<{ status: number; body: StateResponse }> {
+  let failed: { status: number; body: StateResponse } | undefined;
+  const base = new URLSearchParams(query.replace(/^\?/, ''));
+  const body = await collectStatePages(
+    async (paging) => {
+      const params = new URLSearchParams(base);
+      for (const [key, value] of Object.entries(paging)) params.set(key, String(value));
+      const qs = params.toString();
+      const answer = await api.get(`/v1/state${qs === '' ? '' : `?${qs}`}`);
+      if (answer.status !== 200) {
+        failed = { status: answer.status, body: answer.body as StateResponse };
+        return { epoch: 0, total: 0, vertices: [], next_cursor: null };
+      }
+      return answer.body as StateResponse;
+    },
+    { limit: 5_000, maxPages: 10_000, tooMany: () => new Error('GET /v1/state: too many pages') },
+  );
+  return failed ?? { status: 200, body };
 }
 
 /** One vertex as `GET /v1/state` lists it (whole cores and GPUs). */
@@ -309,7 +338,7 @@ async function checkCounters(
   recomputed: boolean,
 ): Promise<void> {
   const [state, status, truth, managed] = await Promise.all([
-    api.get('/v1/state'),
+    readState(api),
     api.get('/v1/status'),
     readTruth(sql, multiplier),
     managedShowIds(sql),

@@ -20,7 +20,7 @@ import {
   type SimulationReport,
 } from '../../src/simulate/index.js';
 import { startDaemon } from '../support/daemon.js';
-import { audit, daemonTally, until, type AuditOptions, type StateVertex } from './audit.js';
+import { audit, daemonTally, readState, until, type AuditOptions, type StateVertex } from './audit.js';
 import { badPayloads } from './flood.js';
 import {
   createDatabase,
@@ -257,7 +257,7 @@ async function besideTruth(
   db: Database,
   query = '',
 ): Promise<[StateVertex, TruthRow][]> {
-  const [state, truth] = await Promise.all([daemon.api.get(`/v1/state${query}`), readTruth(db.sql, MULT)]);
+  const [state, truth] = await Promise.all([readState(daemon.api, query), readTruth(db.sql, MULT)]);
   const pairs: [StateVertex, TruthRow][] = [];
   for (const s of state.body.vertices as StateVertex[]) {
     const t = truth.get(`${s.kind}:${s.key}`);
