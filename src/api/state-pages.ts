@@ -20,9 +20,16 @@ export async function collectStatePages(
   options: { limit: number; maxPages: number; tooMany: () => Error },
 ): Promise<StateResponse> {
   const vertices: StateResponse['vertices'] = [];
+  // A page may repeat rows of the one before (the daemon forgot vertices in between): keep the first.
+  const seen = new Set<string>();
   let page = await fetchPage({});
   for (let pages = 1; ; pages++) {
-    for (const vertex of page.vertices) vertices.push(vertex);
+    for (const vertex of page.vertices) {
+      const id = `${vertex.kind}\u0000${vertex.key}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      vertices.push(vertex);
+    }
     const cursor = page.next_cursor;
     if (typeof cursor !== 'string' || cursor === '') break;
     if (pages >= options.maxPages) throw options.tooMany();

@@ -74,6 +74,7 @@ export class Store {
   private readonly jobs = new Map<string, Vertex>();
   private currentEpoch = 0;
   private inflight = 0;
+  private removedVertices = 0;
 
   // ---- bookings -------------------------------------------------------------------------
 
@@ -265,11 +266,19 @@ export class Store {
    * A folder still holding a job is kept. Subscriptions stay (few; a deleted one fails closed).
    */
   private forgetIdle(present: ReadonlySet<Vertex>): void {
-    for (const [id, job] of this.jobs) if (!present.has(job) && job.idle) this.jobs.delete(id);
+    for (const [id, job] of this.jobs) {
+      if (!present.has(job) && job.idle) {
+        this.jobs.delete(id);
+        this.removedVertices++;
+      }
+    }
     const holding = new Set<Vertex>();
     for (const job of this.jobs.values()) if (job.parentFolder !== undefined) holding.add(job.parentFolder);
     for (const [id, folder] of this.folders) {
-      if (!present.has(folder) && folder.idle && !holding.has(folder)) this.folders.delete(id);
+      if (!present.has(folder) && folder.idle && !holding.has(folder)) {
+        this.folders.delete(id);
+        this.removedVertices++;
+      }
     }
   }
 
@@ -370,6 +379,16 @@ export class Store {
 
   get epoch(): number {
     return this.currentEpoch;
+  }
+
+  /** Applied bookings not yet confirmed or rolled back. */
+  /**
+   * Vertices forgotten so far (ever increasing). A reader that walks the store in insertion
+   * order across several turns (the paged state view) uses it to tell how far positions
+   * may have shifted left since it last looked.
+   */
+  get removals(): number {
+    return this.removedVertices;
   }
 
   /** Applied bookings not yet confirmed or rolled back. */

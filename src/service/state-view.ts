@@ -67,10 +67,14 @@ export async function stateResponse(
   let last: StateCursor | undefined;
   let more = false;
   let scanned = 0;
+  const walkRemovals = store.removals;
+  // Every vertex forgotten since the cursor was made may have moved a position left: start
+  // that many earlier (a repeat, never a skip), and keep doing so for removals between turns.
+  let seenRemovals = start === undefined ? walkRemovals : start.removals;
   for (const kind of kinds) {
     const kindIndex = VERTEX_KINDS.indexOf(kind);
     // Positions before the cursor were listed by earlier pages: counted, not listed again.
-    const from =
+    let from =
       start === undefined
         ? 0
         : start.kind > kindIndex
@@ -81,6 +85,10 @@ export async function stateResponse(
     let position = 0;
     for (const vertex of store.vertices(kind)) {
       if (++scanned % SCAN_SLICE === 0) await turn();
+      if (store.removals !== seenRemovals) {
+        from = Math.max(0, from - (store.removals - seenRemovals));
+        seenRemovals = store.removals;
+      }
       position++;
       if (vertex.show === undefined || !managed.has(vertex.show)) continue;
       if (showFilter !== undefined && vertex.show !== showFilter) continue;
@@ -92,7 +100,7 @@ export async function stateResponse(
         if (rows.length >= 2 * top + SCAN_SLICE) rows = sortStates(rows, sort).slice(0, top);
       } else if (rows.length < limit) {
         rows.push(vertexState(vertex, names, bucket));
-        last = { kind: kindIndex, position };
+        last = { kind: kindIndex, position, removals: walkRemovals };
       } else {
         more = true; // the page is full and another match follows: there is a next page
       }
