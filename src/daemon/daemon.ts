@@ -14,6 +14,7 @@ import { listenerConnector, openPool, type ConnectionTarget } from '../db/connec
 import { isConfigurationError } from '../db/errors.js';
 import { createHttpServer, type HttpServer, type ListenTarget } from '../http/server.js';
 import { Metrics } from '../observability/metrics.js';
+import { registerPoolMetrics } from '../observability/pool-metrics.js';
 import { AccountingService, type ServiceConfig } from '../service/service.js';
 import { AdvisoryLock, type LockHolder } from './lock.js';
 
@@ -27,6 +28,8 @@ export interface DaemonConfig {
   poolSize: number;
   standby: boolean;
   logger: Logger;
+  /** Per-subscription series on /metrics (booked, burst, refusals per show × alloc); default true. */
+  perSubscriptionMetrics?: boolean;
   /** How long shutdown lets in-flight HTTP requests finish. */
   shutdownDeadlineMs?: number;
 }
@@ -78,9 +81,13 @@ export class Daemon {
       this.pool,
       listenerConnector(this.config.target),
       this.config.service,
-      logger.child({ part: 'service' }),
+      logger,
       this.metrics,
     );
+    const service = this.service;
+    registerPoolMetrics(this.metrics.registry, () => service.poolSnapshot(), {
+      perSubscription: this.config.perSubscriptionMetrics !== false,
+    });
     this.service.setLockHeld(acquired);
     this.http = createHttpServer({
       service: this.service,

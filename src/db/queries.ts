@@ -96,3 +96,9 @@ export async function readAccounting(sql: Sql, showIds: readonly string[]): Prom
     return { booked, caps };
   }) as Promise<AccountingRead>;
 }
+
+/** The folder of one job (the store keys jobs and folders separately); undefined when unknown. */
+export async function jobFolder(sql: Queryable, job: string): Promise<string | undefined> {
+  const rows = await sql<{ folder: string }[]>`SELECT pk_folder AS folder FROM job WHERE pk_job = ${job}`;
+  return rows[0]?.folder;
+}

@@ -168,7 +168,7 @@ export function parseBatch(body: unknown, maxOps = MAX_BATCH_OPS): ValidationRes
   return { ok: true, value: out };
 }
 
-const STATE_SORTS = ['utilization', 'name', 'cores'] as const;
+const STATE_SORTS = ['utilization', 'name', 'cores', 'blocked'] as const;
 const STATE_PARAMS = new Set(['vertex', 'show', 'top', 'sort']);
 
 /** The query of `GET /v1/state`: `vertex`, `show`, `top`, `sort`, each at most once. */

@@ -6,7 +6,13 @@
 import type { Logger } from 'pino';
 import type { Sql } from 'postgres';
 import pLimit from 'p-limit';
-import type { ConfirmResponse, RollbackResponse, StateResponse, StatusResponse } from '../api/types.js';
+import type {
+  ConfirmResponse,
+  RollbackResponse,
+  StateResponse,
+  StatusResponse,
+  VertexDetailResponse,
+} from '../api/types.js';
 import { buildCapSet, buildSnapshot } from '../core/boundary.js';
 import { Store } from '../core/store.js';
 import {
@@ -14,19 +20,30 @@ import {
   type BookingRequest,
   type DriftReport,
   type LimitChange,
+  type LimitTable,
   type VertexKind,
 } from '../core/types.js';
-import { isOverCap } from '../core/vertex.js';
-import { capRows, managedShows, readAccounting, type NamedCapRows, type ShowRow } from '../db/queries.js';
+import { isOverCap, refusalsByTable } from '../core/vertex.js';
+import {
+  capRows,
+  jobFolder,
+  managedShows,
+  readAccounting,
+  type NamedCapRows,
+  type ShowRow,
+} from '../db/queries.js';
 import { rewriteAccountingTables } from '../db/rewrite.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { PoolSnapshot } from '../observability/pool-metrics.js';
 import { LeaseBook } from './leases.js';
 import { Listener, type ListenerConnector, type ListenerHandlers } from './listener.js';
 import { PassRecord } from './pass-record.js';
+import { RefusalHistory } from './refusal-history.js';
 import { seedStore } from './seed.js';
 import { SingleFlightLoop } from './single-flight-loop.js';
 import { VertexNames, stateResponse } from './state-view.js';
 import type { BookResult, BookingService, StateQuery } from './types.js';
+import { vertexDetail } from './vertex-detail.js';
 
 export interface ServiceConfig {
   version: string;
@@ -39,6 +56,8 @@ export interface ServiceConfig {
   fenceTimeoutMs: number;
   /** Concurrent queries of one pass (PG table rewrites, flip seeds). */
   passConcurrency: number;
+  /** How often per-vertex refusals and utilization are sampled for rates and history; default 5 s. */
+  historySampleMs?: number;
 }
 
 export const DEFAULT_SERVICE_CONFIG: Omit<ServiceConfig, 'version'> = {
@@ -49,6 +68,7 @@ export const DEFAULT_SERVICE_CONFIG: Omit<ServiceConfig, 'version'> = {
   showsIntervalMs: 30_000,
   fenceTimeoutMs: 10_000,
   passConcurrency: 2,
+  historySampleMs: 5_000,
 };
 
 /** Limit changes remembered so a cap read can replay those that arrived during it. */
@@ -74,6 +94,10 @@ export class AccountingService implements BookingService {
   private lockHeld = true;
   private readonly startedAt = Date.now();
   private leaseTimer: NodeJS.Timeout | undefined;
+  private historyTimer: NodeJS.Timeout | undefined;
+  /** Per-vertex refusal rates and the ~10-minute history behind `inspect`'s detail pane. */
+  readonly refusalHistory: RefusalHistory;
+  private readonly logger: Logger;
   private readonly counters = { applied: 0, rejected: 0, not_managed: 0, lease_expired: 0 };
   /** Bookings in the same millisecond share one formatted expiry (formatting dominates a batch). */
   private lastExpiry = { ms: Number.NaN, text: '' };
@@ -82,10 +106,13 @@ export class AccountingService implements BookingService {
     private readonly pool: Sql,
     connectListener: ListenerConnector,
     private readonly config: ServiceConfig,
-    private readonly logger: Logger,
+    /** The parent logger: the service and its listener each take a child with their own `part`. */
+    logger: Logger,
     private readonly metrics: Metrics,
   ) {
+    this.logger = logger.child({ part: 'service' });
     this.leases = new LeaseBook(config.leaseMs);
+    this.refusalHistory = new RefusalHistory(config.historySampleMs ?? 5_000);
     metrics.inflightSource = () => this.store.inflightCount;
     this.listener = new Listener(
       connectListener,
@@ -115,12 +142,20 @@ export class AccountingService implements BookingService {
     const sweepEvery = Math.max(50, Math.min(1_000, Math.floor(this.config.leaseMs / 4)));
     this.leaseTimer = setInterval(() => this.expireLeases(), sweepEvery);
     this.leaseTimer.unref();
+    this.historyTimer = setInterval(() => this.sampleHistory(), this.refusalHistory.sampleMs);
+    this.historyTimer.unref();
+  }
+
+  /** One history tick over every vertex (cheap: plain reads, no I/O). */
+  sampleHistory(now = Date.now()): void {
+    for (const kind of VERTEX_KINDS) this.refusalHistory.sample(this.store.vertices(kind), now);
   }
 
   async stop(): Promise<void> {
     this.seeded = false;
     this.updateReady();
     if (this.leaseTimer !== undefined) clearInterval(this.leaseTimer);
+    if (this.historyTimer !== undefined) clearInterval(this.historyTimer);
     await Promise.all(Object.values(this.loops).map((loop) => loop.stop()));
     await this.listener.stop();
   }
@@ -418,7 +453,54 @@ export class AccountingService implements BookingService {
   }
 
   state(query: StateQuery): StateResponse {
-    return stateResponse(this.store, this.managed, this.names, query);
+    return stateResponse(this.store, this.managed, this.names, query, {
+      history: this.refusalHistory,
+      now: Date.now(),
+    });
+  }
+
+  /** Per-subscription usage and per-show refusals of the published shows, labelled by name. */
+  poolSnapshot(): PoolSnapshot {
+    const snapshot: PoolSnapshot = { subscriptions: [], showRefusals: [] };
+    const byShow = new Map<string, Map<LimitTable, number>>();
+    for (const kind of VERTEX_KINDS) {
+      for (const vertex of this.store.vertices(kind)) {
+        if (vertex.show === undefined || !this.managed.has(vertex.show)) continue;
+        const show = this.managed.get(vertex.show) || vertex.show;
+        if (kind === 'subscription') {
+          snapshot.subscriptions.push({
+            show,
+            alloc: this.names.of(vertex) ?? vertex.id,
+            cores: vertex.cores,
+            burst: vertex.maxCores,
+            refusals: vertex.refusedCores,
+          });
+        }
+        if (vertex.refusedCores + vertex.refusedGpus === 0) continue;
+        let tables = byShow.get(show);
+        if (tables === undefined) byShow.set(show, (tables = new Map()));
+        for (const [table, count] of Object.entries(refusalsByTable(vertex)) as [LimitTable, number][]) {
+          if (count > 0) tables.set(table, (tables.get(table) ?? 0) + count);
+        }
+      }
+    }
+    for (const [show, tables] of byShow)
+      for (const [table, refusals] of tables) snapshot.showRefusals.push({ show, table, refusals });
+    return snapshot;
+  }
+
+  vertexDetail(kind: VertexKind, key: string): Promise<VertexDetailResponse | undefined> {
+    return vertexDetail(
+      {
+        store: this.store,
+        managed: this.managed,
+        names: this.names,
+        refusals: { history: this.refusalHistory, now: Date.now() },
+        folderOf: (job) => jobFolder(this.pool, job),
+      },
+      kind,
+      key,
+    );
   }
 
   status(): StatusResponse {

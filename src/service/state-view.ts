@@ -2,11 +2,12 @@
  * `GET /v1/state`: the store's vertices of published shows, with the human names the last
  * cap reads brought, sorted and cut for a status page or the TUI.
  */
-import type { StateResponse, VertexState } from '../api/types.js';
+import type { StateResponse, VertexRefusals, VertexState } from '../api/types.js';
 import type { Store } from '../core/store.js';
 import { VERTEX_KINDS } from '../core/types.js';
-import { utilization, type VertexView } from '../core/vertex.js';
+import { refusalsByTable, utilization, type VertexView } from '../core/vertex.js';
 import type { NamedCapRows } from '../db/queries.js';
+import type { RefusalHistory } from './refusal-history.js';
 import type { StateQuery } from './types.js';
 
 /** Names of shows, allocs, folders and jobs, remembered from the cap reads. */
@@ -37,12 +38,19 @@ export class VertexNames {
   }
 }
 
+/** Where per-vertex refusal rates come from (the service's sampled history) and the time now. */
+export interface RefusalSource {
+  history: RefusalHistory;
+  now: number;
+}
+
 /** `managed`: published show id → name; only their vertices are listed. */
 export function stateResponse(
   store: Store,
   managed: ReadonlyMap<string, string>,
   names: VertexNames,
   query: StateQuery,
+  refusals?: RefusalSource,
 ): StateResponse {
   const kinds = query.vertex === undefined ? VERTEX_KINDS : [query.vertex];
   const showFilter = query.show === undefined ? undefined : resolveShow(managed, query.show);
@@ -52,7 +60,7 @@ export function stateResponse(
     for (const vertex of store.vertices(kind)) {
       if (vertex.show === undefined || !managed.has(vertex.show)) continue;
       if (showFilter !== undefined && vertex.show !== showFilter) continue;
-      rows.push(vertexState(vertex, names, bucket));
+      rows.push(vertexState(vertex, names, bucket, refusals));
     }
   }
   sortStates(rows, query.sort ?? 'utilization');
@@ -70,8 +78,13 @@ function resolveShow(managed: ReadonlyMap<string, string>, idOrName: string): st
 }
 
 /** `bucket`: the settled bucket of the current epoch (what the next overwrite carries). */
-function vertexState(vertex: VertexView, names: VertexNames, bucket: 0 | 1): VertexState {
-  return {
+export function vertexState(
+  vertex: VertexView,
+  names: VertexNames,
+  bucket: 0 | 1,
+  refusals?: RefusalSource,
+): VertexState {
+  const state: VertexState = {
     kind: vertex.kind,
     key: vertex.kind === 'subscription' ? `${vertex.show}/${vertex.id}` : vertex.id,
     show: vertex.show ?? null,
@@ -88,11 +101,36 @@ function vertexState(vertex: VertexView, names: VertexNames, bucket: 0 | 1): Ver
     max_gpus: vertex.maxGpus,
     utilization: utilization(vertex),
   };
+  if (refusals !== undefined) state.refusals = vertexRefusals(vertex, refusals);
+  return state;
+}
+
+function vertexRefusals(vertex: VertexView, source: RefusalSource): VertexRefusals {
+  const rates = source.history.rates(vertex, source.now);
+  return {
+    total: vertex.refusedCores + vertex.refusedGpus,
+    by_table: refusalsByTable(vertex),
+    per_s_1m: rates.perSecond1m,
+    per_s_5m: rates.perSecond5m,
+    last_at: rates.lastAt === null ? null : new Date(rates.lastAt).toISOString(),
+  };
 }
 
 function sortStates(rows: VertexState[], sort: NonNullable<StateQuery['sort']>): void {
   const label = (row: VertexState) => `${row.show_name ?? row.show ?? ''}/${row.name ?? row.key}`;
   if (sort === 'name') rows.sort((a, b) => label(a).localeCompare(label(b)));
   else if (sort === 'cores') rows.sort((a, b) => b.cores - a.cores || label(a).localeCompare(label(b)));
+  else if (sort === 'blocked') rows.sort((a, b) => compareBlocked(a, b) || label(a).localeCompare(label(b)));
   else rows.sort((a, b) => (b.utilization ?? -1) - (a.utilization ?? -1) || b.cores - a.cores);
+}
+
+/** Most refused first: the last minute's rate, then the five minutes', then the total. */
+export function compareBlocked(a: Pick<VertexState, 'refusals'>, b: Pick<VertexState, 'refusals'>): number {
+  const ra = a.refusals;
+  const rb = b.refusals;
+  return (
+    (rb?.per_s_1m ?? 0) - (ra?.per_s_1m ?? 0) ||
+    (rb?.per_s_5m ?? 0) - (ra?.per_s_5m ?? 0) ||
+    (rb?.total ?? 0) - (ra?.total ?? 0)
+  );
 }

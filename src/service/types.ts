@@ -4,6 +4,7 @@ import type {
   RollbackResponse,
   StateResponse,
   StatusResponse,
+  VertexDetailResponse,
 } from '../api/types.js';
 import type { BookingRequest, VertexKind } from '../core/types.js';
 
@@ -15,7 +16,8 @@ export interface StateQuery {
   show?: string;
   /** Keep only the first N after sorting. */
   top?: number;
-  sort?: 'utilization' | 'name' | 'cores';
+  /** `blocked`: most refused first (last minute's rate, then the total). */
+  sort?: 'utilization' | 'name' | 'cores' | 'blocked';
 }
 
 /**
@@ -29,6 +31,8 @@ export interface BookingService {
   confirm(booking: string): ConfirmResponse;
   rollback(booking: string): RollbackResponse;
   state(query: StateQuery): StateResponse;
+  /** One vertex with the caps in its path and its history; undefined when unknown or unpublished. */
+  vertexDetail?(kind: VertexKind, key: string): Promise<VertexDetailResponse | undefined>;
   status(): StatusResponse;
   /** Run that pass now; resolves when a pass that started after the call completes. */
   recompute(): Promise<void>;
