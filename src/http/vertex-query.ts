@@ -3,13 +3,13 @@ import { VERTEX_KINDS, type VertexKind } from '../core/types.js';
 import { MAX_ID_LENGTH } from './schemas.js';
 
 export type VertexQueryResult =
-  | { ok: true; value: { kind: VertexKind; key: string } }
-  | { ok: false; message: string };
+  { ok: true; value: { kind: VertexKind; key: string } } | { ok: false; message: string };
 
 export function parseVertexQuery(params: URLSearchParams): VertexQueryResult {
   const seen = new Map<string, string>();
   for (const [name, value] of params) {
-    if (name !== 'kind' && name !== 'key') return { ok: false, message: `${name}: unexpected query parameter` };
+    if (name !== 'kind' && name !== 'key')
+      return { ok: false, message: `${name}: unexpected query parameter` };
     if (seen.has(name)) return { ok: false, message: `${name}: given more than once` };
     seen.set(name, value);
   }

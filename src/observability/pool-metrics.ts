@@ -44,7 +44,8 @@ export function registerPoolMetrics(
     registers: [registry],
     collect: () => {
       showRefusals.reset();
-      for (const row of read().showRefusals) showRefusals.inc({ show: row.show, table: row.table }, row.refusals);
+      for (const row of read().showRefusals)
+        showRefusals.inc({ show: row.show, table: row.table }, row.refusals);
     },
   });
   if (options.perSubscription === false) return;

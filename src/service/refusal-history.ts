@@ -50,6 +50,7 @@ export class RefusalHistory {
   /** Refusal counts of vertices dropped from `tracks`, so a return is measured from there. */
   private readonly retired = new Map<VertexView, number>();
   private lastSampleAt: number | null = null;
+  private firstSampleAt: number | null = null;
   private readonly capacity: number;
 
   constructor(readonly sampleMs: number) {
@@ -65,6 +66,7 @@ export class RefusalHistory {
   sample(vertices: Iterable<VertexView>, now: number): void {
     const previousAt = this.lastSampleAt;
     this.lastSampleAt = now;
+    this.firstSampleAt ??= now;
     for (const vertex of vertices) {
       const refusals = refusalsOf(vertex);
       const util = utilization(vertex);
@@ -97,8 +99,18 @@ export class RefusalHistory {
   /** Rates with the live counter as the newest point; zero for a vertex not tracked. */
   rates(vertex: VertexView, now: number): RefusalRates {
     const track = this.tracks.get(vertex);
-    if (track === undefined) return { perSecond1m: 0, perSecond5m: 0, lastAt: null };
     const current = refusalsOf(vertex);
+    if (track === undefined) {
+      // Not tracked at the last tick: its count had not moved since sampling began (or since
+      // it was dropped after a quiet window), so anything above that happened since the tick.
+      const before = this.retired.get(vertex) ?? 0;
+      if (current <= before || this.firstSampleAt === null || now <= this.firstSampleAt) {
+        return { perSecond1m: 0, perSecond5m: 0, lastAt: null };
+      }
+      const since = (windowMs: number) =>
+        (current - before) / ((now - Math.max(now - windowMs, this.firstSampleAt!)) / 1000);
+      return { perSecond1m: since(60_000), perSecond5m: since(300_000), lastAt: now };
+    }
     const last = track.samples[track.samples.length - 1];
     // Refusals since the last tick are real but not yet stamped: the live count says "now".
     const lastAt = last !== undefined && current > last.refusals ? now : track.lastRefusalAt;

@@ -148,7 +148,14 @@ export class AccountingService implements BookingService {
 
   /** One history tick over every vertex (cheap: plain reads, no I/O). */
   sampleHistory(now = Date.now()): void {
-    for (const kind of VERTEX_KINDS) this.refusalHistory.sample(this.store.vertices(kind), now);
+    const store = this.store;
+    // One call per tick: the history takes the previous tick's time as every new baseline.
+    this.refusalHistory.sample(
+      (function* () {
+        for (const kind of VERTEX_KINDS) yield* store.vertices(kind);
+      })(),
+      now,
+    );
   }
 
   async stop(): Promise<void> {

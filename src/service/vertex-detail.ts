@@ -78,7 +78,8 @@ export function bindingCap(path: readonly VertexState[]): VertexDetailResponse['
   for (const row of path) {
     const [coreTable, gpuTable] = refusalTables(row.kind);
     const shares: [LimitTable, number][] = [];
-    if (row.kind === 'subscription') shares.push([coreTable, row.max_cores > 0 ? row.cores / row.max_cores : 1]);
+    if (row.kind === 'subscription')
+      shares.push([coreTable, row.max_cores > 0 ? row.cores / row.max_cores : 1]);
     else if (row.max_cores > 0) shares.push([coreTable, row.cores / row.max_cores]);
     if (gpuTable !== undefined && row.max_gpus > 0) shares.push([gpuTable, row.gpus / row.max_gpus]);
     for (const [table, share] of shares) {

@@ -19,7 +19,8 @@ function farm(burst = 10) {
     ...store.vertices('job'),
   ];
   const refuse = (n: number) => {
-    for (let i = 0; i < n; i++) store.book({ show: 's', alloc: 'a', folder: 'f', job: 'j', cores: 5, gpus: 0 });
+    for (let i = 0; i < n; i++)
+      store.book({ show: 's', alloc: 'a', folder: 'f', job: 'j', cores: 5, gpus: 0 });
   };
   return { store, all, refuse, job: () => store.job('j')! };
 }
@@ -49,6 +50,22 @@ describe('RefusalHistory', () => {
     expect(later.perSecond1m).toBe(0);
     expect(later.perSecond5m).toBeCloseTo(30 / 130, 5);
     expect(later.lastAt).toBe(T0 + 5_000);
+  });
+
+  it('rates a vertex that starts refusing between two ticks at once, before a tick tracks it', () => {
+    const { all, refuse, job } = farm();
+    const history = new RefusalHistory(5_000);
+    history.sample(all(), T0);
+    history.sample(all(), T0 + 30_000);
+    refuse(12);
+    // Counted from the first tick (the count was 0 since then): 12 over 40 s.
+    expect(history.rates(job(), T0 + 40_000)).toEqual({
+      perSecond1m: 12 / 40,
+      perSecond5m: 12 / 40,
+      lastAt: T0 + 40_000,
+    });
+    // Over a minute later the 1-minute window no longer reaches back to the first tick.
+    expect(history.rates(job(), T0 + 120_000).perSecond1m).toBeCloseTo(12 / 60, 5);
   });
 
   it('counts refusals since the last tick at read time (the live counter is the newest point)', () => {
