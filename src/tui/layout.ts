@@ -211,7 +211,9 @@ export function rowLine(row: RowModel, w: ColumnWidths, options: { selected?: bo
     { text: COLUMN_GAP + fit(row.inflightText, w.inflight, 'right') + COLUMN_GAP },
     refusing
       ? { text: fit(row.refusalsText, w.refusals, 'right'), tone: 'warn', bold: true }
-      : { text: fit(row.refusalsText, w.refusals, 'right'), tone: 'dim' },
+      : row.refusalsText === ''
+        ? { text: fit('', w.refusals) }
+        : { text: fit(row.refusalsText, w.refusals, 'right'), tone: 'dim' },
   ];
   if (marker) line.push({ text: COLUMN_GAP }, { text: fit(marker, w.state), tone: row.severity, bold: true });
   if (options.selected) line[0] = { ...line[0]!, inverse: true };
