@@ -53,15 +53,17 @@ export function sparkline(
     .join('');
 }
 
-const KIND_WIDTH = 13;
-const BOOKED_WIDTH = 15;
+const KIND_WIDTH = 14;
+const BOOKED_WIDTH = 12;
 const UTIL_WIDTH = 7;
 const RATE_WIDTH = 7;
 
-/** "job 3 · job_gpus 0" */
+/** "job 3 · gpus 0": the core table by name, its GPU table (folder_gpus, job_gpus) as "gpus". */
 function byTableText(row: RowModel, detailRow: VertexDetailResponse['path'][number]): string {
   const byTable = detailRow.refusals?.by_table ?? {};
-  const parts = Object.entries(byTable).map(([table, count]) => `${table} ${count}`);
+  const parts = Object.entries(byTable).map(
+    ([table, count]) => `${table.endsWith('_gpus') ? 'gpus' : table} ${count}`,
+  );
   return parts.length === 0 ? (row.refusals > 0 ? String(row.refusals) : '') : parts.join(' · ');
 }
 
@@ -98,8 +100,9 @@ export function detailLines(detail: VertexDetailResponse, options: DetailOptions
   }
   lines.push(title);
 
-  const nameWidth = Math.max(8, width - KIND_WIDTH - BOOKED_WIDTH - UTIL_WIDTH - RATE_WIDTH - 4 - 24);
-  const tableWidth = Math.max(0, width - KIND_WIDTH - nameWidth - BOOKED_WIDTH - UTIL_WIDTH - RATE_WIDTH - 5);
+  const rest = Math.max(0, width - KIND_WIDTH - BOOKED_WIDTH - UTIL_WIDTH - RATE_WIDTH - 5);
+  const nameWidth = Math.min(48, Math.max(8, Math.floor(rest * 0.45)));
+  const tableWidth = Math.max(0, rest - nameWidth);
   lines.push([
     {
       text: [
@@ -131,12 +134,12 @@ export function detailLines(detail: VertexDetailResponse, options: DetailOptions
       row.refusalsPerSec > 0
         ? { text: fit(formatRate(row.refusalsPerSec), RATE_WIDTH, 'right'), tone: 'warn', bold: true }
         : { text: fit(row.refusals > 0 ? '0/s' : '', RATE_WIDTH, 'right'), tone: 'dim' },
-      { text: COLUMN_GAP + fit(byTableText(row, entry), tableWidth) },
+      { text: (COLUMN_GAP + fit(byTableText(row, entry), tableWidth)).trimEnd() },
     ]);
   }
 
   const style = options.barStyle ?? 'unicode';
-  const label = 17;
+  const label = 18;
   const sparkWidth = Math.max(10, width - label - 16);
   const history = detail.history;
   const utilValues = history.map((p) => p.utilization);
