@@ -384,6 +384,7 @@ export class AccountingService implements BookingService {
       release: (message) => {
         this.store.applyRelease(message);
         this.metrics.releasesApplied.inc();
+        this.metrics.lastRelease.set(Date.now() / 1000);
       },
       limitChanges: (changes) => {
         for (const change of changes) {
