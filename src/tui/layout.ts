@@ -50,21 +50,19 @@ const MAX_BAR = 20;
 export function columnWidths(columns: number): ColumnWidths {
   const cols = Number.isFinite(columns) && columns > 0 ? Math.floor(columns) : 80;
   const available = cols - 1;
+  // Below 100 columns the show and booked columns give room to the name (80×24 stays usable).
+  const narrow = cols < 100;
+  const show = narrow ? 10 : FIXED.show;
+  const booked = narrow ? 14 : FIXED.booked;
   const fixed =
-    FIXED.show +
-    FIXED.booked +
-    FIXED.util +
-    FIXED.inflight +
-    FIXED.refusals +
-    FIXED.state +
-    GAPS * COLUMN_GAP.length;
+    show + booked + FIXED.util + FIXED.inflight + FIXED.refusals + FIXED.state + GAPS * COLUMN_GAP.length;
   const rest = Math.max(0, available - fixed);
   const bar = Math.min(MAX_BAR, Math.max(MIN_BAR, Math.floor(rest * 0.4)));
   const name = Math.min(MAX_NAME, Math.max(MIN_NAME, rest - bar));
   return {
     name,
-    show: FIXED.show,
-    booked: FIXED.booked,
+    show,
+    booked,
     bar,
     util: FIXED.util,
     inflight: FIXED.inflight,
