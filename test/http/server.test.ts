@@ -487,7 +487,7 @@ describe('validation', () => {
       ['vertex=host', 'vertex: expected one of subscription, folder, job, got "host"'],
       ['top=0', 'top: expected an integer from 1 to 1000000, got "0"'],
       ['top=2.5', 'top: expected an integer from 1 to 1000000, got "2.5"'],
-      ['sort=size', 'sort: expected one of utilization, name, cores, got "size"'],
+      ['sort=size', 'sort: expected one of utilization, name, cores, blocked, got "size"'],
       ['show=', 'show: expected a non-empty string of at most 256 characters, got ""'],
       ['limit=3', 'limit: unexpected query parameter'],
       ['top=1&top=2', 'top: given more than once'],
