@@ -263,6 +263,9 @@ export class AccountingService implements BookingService {
     const { caps } = await seedStore(this.pool, this.store, shows, this.config.coreMultiplier);
     this.names.remember(caps);
     for (const show of shows) this.publish(show);
+    // The history's first tick, before any booking is accepted: refusals from the first
+    // booking on are measured from here (the timer's first tick comes a period later).
+    this.sampleHistory();
     this.seeded = true;
     this.updateReady();
     this.metrics.passDuration.observe({ pass: 'bootstrap' }, (performance.now() - started) / 1000);

@@ -78,6 +78,19 @@ describe('refusals per pool', () => {
     expect(again.refusals!.last_at).not.toBeNull();
   });
 
+  it('refusals right after bootstrap, before the first timer tick, already have a rate', async () => {
+    // Adversarial timing: the sample timer's first tick is an hour away; the bootstrap's own
+    // tick is the only baseline.
+    const farm = await createSmallFarm(db.sql, { managed: true, burst: 10, jobCores: 2 });
+    const r = await start();
+    expect(r.service.book(bookingFor(farm, 2))).toMatchObject({ result: 'applied' });
+    for (let i = 0; i < 4; i++) expect(r.service.book(bookingFor(farm, 1))).toMatchObject({ table: 'job' });
+    const job = r.service.state({ vertex: 'job', show: farm.show }).vertices[0]!;
+    expect(job.refusals!.total).toBe(4);
+    expect(job.refusals!.per_s_1m).toBeGreaterThan(0);
+    expect(job.refusals!.last_at).not.toBeNull();
+  });
+
   it('the detail of a job lists the subscription, folder and job caps, names the one refusing, and carries its history', async () => {
     const r = await start();
     const farm = await refusingFarm(r, 'detail-show');
