@@ -167,7 +167,9 @@ describe('buildRow', () => {
     expect(row.bar).toBe('xxx');
     // At its cap of 0 (FULL), not above it: only something still booked on it is over.
     expect(row.severity).toBe('full');
-    expect(buildRow(makeVertex('subscription', 'show-c/lax', { cores: 2, max_cores: 0 })).severity).toBe('over');
+    expect(buildRow(makeVertex('subscription', 'show-c/lax', { cores: 2, max_cores: 0 })).severity).toBe(
+      'over',
+    );
   });
 
   it('exactly at the cap is full, above it over', () => {
