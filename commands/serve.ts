@@ -118,6 +118,21 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
       max: 600,
       env: 'CUEACCT_LOCK_TTL',
     }),
+    'history-interval': secondsFlag({
+      summary:
+        'Seconds between samples of per-vertex refusals and utilization (refusal rates, the inspect detail history).',
+      default: 5,
+      min: 0.1,
+      max: 60,
+      env: 'CUEACCT_HISTORY_INTERVAL',
+    }),
+    'per-subscription-metrics': Flags.boolean({
+      summary:
+        'Export per-subscription series on /metrics (booked cores, burst, refusals; one per show × allocation).',
+      default: true,
+      allowNo: true,
+      env: 'CUEACCT_PER_SUBSCRIPTION_METRICS',
+    }),
     standby: Flags.boolean({
       summary:
         'When another daemon holds the advisory lock, wait for it as a hot standby instead of exiting.',
@@ -202,7 +217,9 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
         recomputeIntervalMs: flags['recompute-interval'] * 1000,
         reseedIntervalMs: flags['reseed-interval'] * 1000,
         showsIntervalMs: flags['shows-interval'] * 1000,
+        historySampleMs: flags['history-interval'] * 1000,
       },
+      perSubscriptionMetrics: flags['per-subscription-metrics'],
       poolSize: flags['pool-size'],
       standby: flags.standby,
       lockTtlMs: flags['lock-ttl'] * 1000,

@@ -54,6 +54,44 @@ export interface VertexState {
   max_gpus: number;
   /** cores / cap when the cap enforces (subscription burst, folder/job max > 0), else null. */
   utilization: number | null;
+  /** Bookings this vertex's own caps refused (absent from daemons before 0.2). */
+  refusals?: VertexRefusals;
+}
+
+/** Refusals by one vertex's caps: why a job or show is not getting cores. */
+export interface VertexRefusals {
+  /** Since the daemon started, all of the vertex's tables. */
+  total: number;
+  /** Per cap table of this vertex: subscription; folder + folder_gpus; job + job_gpus. */
+  by_table: Partial<Record<LimitTable, number>>;
+  /** Refusals per second over the last 1 and 5 minutes. */
+  per_s_1m: number;
+  per_s_5m: number;
+  /** Time of the latest refusal, to the daemon's sample period (5 s); null if none recently. */
+  last_at: string | null;
+}
+
+/** One sample of a vertex's history (`GET /v1/vertex`). */
+export interface VertexHistoryPoint {
+  at: string;
+  utilization: number | null;
+  /** Refusals per second since the previous sample. */
+  refusals_per_s: number;
+}
+
+/** `GET /v1/vertex?kind=&key=`: one vertex, the caps in its path, which binds, and its recent history. */
+export interface VertexDetailResponse {
+  vertex: VertexState;
+  /**
+   * The caps a booking of this vertex passes: the show's subscriptions (one per alloc), then for
+   * a job its folder, then the vertex itself (a folder: subscriptions then itself).
+   */
+  path: VertexState[];
+  /** The cap refusing most over the last minute, else the fullest enforced cap; null if none enforces. */
+  binding: { key: string; table: LimitTable; reason: 'refusing' | 'fullest' } | null;
+  /** Samples of the last ~10 minutes, oldest first (empty when the vertex never refused nor neared its cap). */
+  history: VertexHistoryPoint[];
+  sample_ms: number;
 }
 
 export interface StateResponse {

@@ -233,6 +233,11 @@ export class DaemonClient {
     });
   }
 
+  /** `GET /v1/vertex`: one vertex, the caps in its path and its history. */
+  vertex(kind: string, key: string): Promise<unknown> {
+    return this.getJson('/v1/vertex', { kind, key });
+  }
+
   /** `POST /v1/admin/<action>`: the daemon answers when the pass is done, hence the longer default deadline. */
   admin(action: AdminAction, timeoutMs = 5 * 60_000): Promise<unknown> {
     return this.postJson(`/v1/admin/${action}`, undefined, timeoutMs);

@@ -120,19 +120,28 @@ export class Store {
       // An unseeded subscription reads as burst 0: fail closed.
       const current = subscription === undefined ? 0 : subscription.cores;
       const burst = subscription === undefined ? 0 : subscription.maxCores;
-      if (current + cores > burst) return reject('subscription', current, burst);
+      // Each refusal is counted on the vertex whose cap refused (an unknown subscription has
+      // no vertex to count on: only the service's global counter sees it).
+      if (current + cores > burst) {
+        if (subscription !== undefined) subscription.refusedCores++;
+        return reject('subscription', current, burst);
+      }
       if (folder !== undefined && folder.maxCores > 0 && folder.cores + cores > folder.maxCores) {
+        folder.refusedCores++;
         return reject('folder', folder.cores, folder.maxCores);
       }
       if (job !== undefined && job.maxCores > 0 && job.cores + cores > job.maxCores) {
+        job.refusedCores++;
         return reject('job', job.cores, job.maxCores);
       }
     }
     if (gpus > 0) {
       if (folder !== undefined && folder.maxGpus > 0 && folder.gpus + gpus > folder.maxGpus) {
+        folder.refusedGpus++;
         return reject('folder_gpus', folder.gpus, folder.maxGpus);
       }
       if (job !== undefined && job.maxGpus > 0 && job.gpus + gpus > job.maxGpus) {
+        job.refusedGpus++;
         return reject('job_gpus', job.gpus, job.maxGpus);
       }
     }

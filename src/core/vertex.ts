@@ -1,4 +1,4 @@
-import type { VertexKind } from './types.js';
+import type { LimitTable, VertexKind } from './types.js';
 
 /** Cap value meaning "no limit" for folder/job caps. */
 export const UNLIMITED = -1;
@@ -32,6 +32,13 @@ export class Vertex {
    * the job charge it, whatever folder they name; `Store.moveJob` re-points it.
    */
   parentFolder: Vertex | undefined = undefined;
+  /**
+   * Bookings this vertex's cap refused since the daemon started, never reset: the core cap
+   * (table subscription, folder or job by kind) and the GPU cap (folder_gpus, job_gpus).
+   * Plain counters, so `book` pays one increment; rates are computed outside the core.
+   */
+  refusedCores = 0;
+  refusedGpus = 0;
 
   constructor(
     readonly kind: VertexKind,
@@ -110,6 +117,8 @@ export type VertexView = Readonly<
     | 'maxGpus'
     | 'capsSeeded'
     | 'folderId'
+    | 'refusedCores'
+    | 'refusedGpus'
     | 'settledCores'
     | 'settledGpus'
   >
@@ -133,4 +142,20 @@ export function isOverCap(vertex: CapView): boolean {
     (vertex.maxCores > 0 && vertex.cores > vertex.maxCores) ||
     (vertex.maxGpus > 0 && vertex.gpus > vertex.maxGpus)
   );
+}
+
+/** The cap tables a vertex of this kind can refuse on: its core table, then its GPU table. */
+export function refusalTables(kind: VertexKind): readonly [LimitTable] | readonly [LimitTable, LimitTable] {
+  if (kind === 'subscription') return ['subscription'];
+  return kind === 'folder' ? ['folder', 'folder_gpus'] : ['job', 'job_gpus'];
+}
+
+/** A vertex's refusals per table (only the tables it has). */
+export function refusalsByTable(
+  vertex: Pick<VertexView, 'kind' | 'refusedCores' | 'refusedGpus'>,
+): Partial<Record<LimitTable, number>> {
+  const [cores, gpus] = refusalTables(vertex.kind);
+  return gpus === undefined
+    ? { [cores]: vertex.refusedCores }
+    : { [cores]: vertex.refusedCores, [gpus]: vertex.refusedGpus };
 }

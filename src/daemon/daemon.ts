@@ -22,6 +22,7 @@ import { listenerConnector, openPool, type ConnectionTarget } from '../db/connec
 import { isConfigurationError } from '../db/errors.js';
 import { createHttpServer, type HttpServer, type ListenTarget } from '../http/server.js';
 import { Metrics } from '../observability/metrics.js';
+import { registerPoolMetrics } from '../observability/pool-metrics.js';
 import { AccountingService, type ServiceConfig } from '../service/service.js';
 import { cancellableDelay } from '../service/deadline.js';
 import { AdvisoryLock, lockTimings, type LockHolder } from './lock.js';
@@ -36,6 +37,8 @@ export interface DaemonConfig {
   poolSize: number;
   standby: boolean;
   logger: Logger;
+  /** Per-subscription series on /metrics (booked, burst, refusals per show × alloc); default true. */
+  perSubscriptionMetrics?: boolean;
   /** How long shutdown lets in-flight HTTP requests finish. */
   shutdownDeadlineMs?: number;
   /** The lock lease (`--lock-ttl`); default 5 s. */
@@ -149,7 +152,7 @@ export class Daemon {
       this.pool,
       listenerConnector(this.target),
       this.config.service,
-      logger.child({ part: 'service' }),
+      logger,
       this.metrics,
       () => (this.pool = openPool(this.target, this.config.poolSize)),
     );
@@ -157,6 +160,10 @@ export class Daemon {
       serving: () => this.serving,
       held: () => this.lock.held,
       status: () => this.lockStatus(),
+    });
+    const service = this.service;
+    registerPoolMetrics(this.metrics.registry, () => service.poolSnapshot(), {
+      perSubscription: this.config.perSubscriptionMetrics !== false,
     });
     this.http = createHttpServer({
       service: this.service,

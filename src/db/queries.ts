@@ -142,3 +142,9 @@ export async function capRowsOfKeys(sql: Queryable, keys: UnknownKeys): Promise<
   ]);
   return { subscriptions: [...subscriptions], folders: [...folders], jobs: [...jobs] };
 }
+
+/** The folder of one job (the store keys jobs and folders separately); undefined when unknown. */
+export async function jobFolder(sql: Queryable, job: string): Promise<string | undefined> {
+  const rows = await sql<{ folder: string }[]>`SELECT pk_folder AS folder FROM job WHERE pk_job = ${job}`;
+  return rows[0]?.folder;
+}

@@ -205,7 +205,7 @@ export function parseBatch(body: unknown, maxOps = MAX_BATCH_OPS): ValidationRes
   return { ok: true, value: out };
 }
 
-const STATE_SORTS = ['utilization', 'name', 'cores'] as const;
+const STATE_SORTS = ['utilization', 'name', 'cores', 'blocked'] as const;
 const STATE_PARAMS = new Set(['vertex', 'show', 'top', 'sort', 'limit', 'cursor']);
 
 /** A whole number from 1 to `max` written in plain digits, else NaN. */

@@ -23,6 +23,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { BookingService, BookResult } from '../service/types.js';
 import { bearerChecker } from './auth.js';
 import { MAX_BATCH_OPS, parseBatch, parseBook, parseSettle, parseStateQuery } from './schemas.js';
+import { parseVertexQuery } from './vertex-query.js';
 
 export { MAX_BATCH_OPS } from './schemas.js';
 
@@ -220,6 +221,7 @@ class ApiServer implements HttpServer {
       ['/v1/batch', { method: 'POST', handler: (req, res) => this.batch(req, res) }],
       ['/v1/state', { method: 'GET', handler: (req, res, query) => this.state(req, res, query) }],
       ['/v1/status', { method: 'GET', handler: (req, res) => this.status(req, res) }],
+      ['/v1/vertex', { method: 'GET', handler: (req, res, query) => this.vertex(req, res, query) }],
       ['/v1/admin/recompute', { method: 'POST', handler: (req, res) => this.admin(req, res, 'recompute') }],
       ['/v1/admin/reseed', { method: 'POST', handler: (req, res) => this.admin(req, res, 'reseed') }],
       [
@@ -474,6 +476,18 @@ class ApiServer implements HttpServer {
       return;
     }
     this.send(req, res, 200, await this.service.state(parsed.value));
+  }
+
+  /** `GET /v1/vertex?kind=&key=`: one vertex with the caps in its path and its history. */
+  private async vertex(req: IncomingMessage, res: ServerResponse, query: string): Promise<void> {
+    const parsed = parseVertexQuery(new URLSearchParams(query));
+    if (!parsed.ok) {
+      this.badRequest(req, res, parsed.message);
+      return;
+    }
+    const detail = await this.service.vertexDetail?.(parsed.value.kind, parsed.value.key);
+    if (detail === undefined) this.send(req, res, 404, { error: 'unknown_vertex' });
+    else this.send(req, res, 200, detail);
   }
 
   private status(req: IncomingMessage, res: ServerResponse): void {

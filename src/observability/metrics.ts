@@ -48,6 +48,11 @@ export class Metrics {
     help: 'acct_release notifications applied to the store.',
     registers: [this.registry],
   });
+  readonly lastRelease = new Gauge({
+    name: 'cueacct_last_release_timestamp_seconds',
+    help: 'Unix time the last acct_release notification was applied (release lag: time() minus this).',
+    registers: [this.registry],
+  });
   readonly limitChangesApplied = new Counter({
     name: 'cueacct_limit_changes_applied_total',
     help: 'Single-field cap changes from acct_limit_change applied to the store.',

@@ -12,6 +12,7 @@ import type {
   RollbackResponse,
   StateResponse,
   StatusResponse,
+  VertexDetailResponse,
 } from '../api/types.js';
 import { buildCapSet, buildSnapshot } from '../core/boundary.js';
 import { Store, type BookOutcome } from '../core/store.js';
@@ -20,12 +21,14 @@ import {
   type BookingRequest,
   type DriftReport,
   type LimitChange,
+  type LimitTable,
   type VertexKind,
 } from '../core/types.js';
-import { isOverCap } from '../core/vertex.js';
+import { isOverCap, refusalsByTable } from '../core/vertex.js';
 import {
   capRows,
   capRowsOfKeys,
+  jobFolder,
   managedShows,
   readAccounting,
   type NamedCapRows,
@@ -34,16 +37,19 @@ import {
 } from '../db/queries.js';
 import { rewriteAccountingTables } from '../db/rewrite.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { PoolSnapshot } from '../observability/pool-metrics.js';
 import { isUnreachableError } from '../cli/errors.js';
 import { DeadlineError, withDeadline } from './deadline.js';
 import { KeyResolver, folderKey, jobKey, subscriptionKey } from './key-resolver.js';
 import { LeaseBook } from './leases.js';
 import { Listener, type ListenerConnector, type ListenerHandlers } from './listener.js';
 import { PassRecord } from './pass-record.js';
+import { RefusalHistory } from './refusal-history.js';
 import { seedStore } from './seed.js';
 import { SingleFlightLoop } from './single-flight-loop.js';
 import { VertexNames, stateResponse } from './state-view.js';
 import type { BookResult, BookingService, StateQuery } from './types.js';
+import { vertexDetail } from './vertex-detail.js';
 
 export interface ServiceConfig {
   version: string;
@@ -66,6 +72,8 @@ export interface ServiceConfig {
    * before it answers a retryable 503 `resolving` (issue 11 item 2).
    */
   resolveTimeoutMs: number;
+  /** How often per-vertex refusals and utilization are sampled for rates and history; default 5 s. */
+  historySampleMs?: number;
 }
 
 /**
@@ -91,6 +99,7 @@ export const DEFAULT_SERVICE_CONFIG: Omit<ServiceConfig, 'version'> = {
   listenerProbeIntervalMs: 1_000,
   listenerProbeTimeoutMs: 2_000,
   resolveTimeoutMs: 2_000,
+  historySampleMs: 5_000,
 };
 
 /** How long a key read's verdict (found / does not exist) answers without a new read. */
@@ -123,6 +132,10 @@ export class AccountingService implements BookingService {
   private lock: LockView | undefined;
   private readonly startedAt = Date.now();
   private leaseTimer: NodeJS.Timeout | undefined;
+  private historyTimer: NodeJS.Timeout | undefined;
+  /** Per-vertex refusal rates and the ~10-minute history behind `inspect`'s detail pane. */
+  readonly refusalHistory: RefusalHistory;
+  private readonly logger: Logger;
   private readonly counters = { applied: 0, rejected: 0, not_managed: 0, lease_expired: 0 };
   /** Bookings in the same millisecond share one formatted expiry (formatting dominates a batch). */
   private lastExpiry = { ms: Number.NaN, text: '' };
@@ -131,7 +144,8 @@ export class AccountingService implements BookingService {
     private pool: Sql,
     connectListener: ListenerConnector,
     private readonly config: ServiceConfig,
-    private readonly logger: Logger,
+    /** The parent logger: the service and its listener each take a child with their own `part`. */
+    logger: Logger,
     private readonly metrics: Metrics,
     /**
      * Opens a replacement pool (the daemon's). postgres.js can leave a pooled connection
@@ -141,8 +155,10 @@ export class AccountingService implements BookingService {
      */
     private readonly renewPool?: () => Sql,
   ) {
+    this.logger = logger.child({ part: 'service' });
     this.leases = new LeaseBook(config.leaseMs);
     this.resolver = new KeyResolver((keys) => this.readKeys(keys), VERDICT_MS);
+    this.refusalHistory = new RefusalHistory(config.historySampleMs ?? 5_000);
     metrics.inflightSource = () => this.store.inflightCount;
     metrics.readySource = () => this.ready;
     metrics.lockHeldSource = () => this.lock?.held() ?? true;
@@ -175,12 +191,27 @@ export class AccountingService implements BookingService {
     const sweepEvery = Math.max(50, Math.min(1_000, Math.floor(this.config.leaseMs / 4)));
     this.leaseTimer = setInterval(() => this.expireLeases(), sweepEvery);
     this.leaseTimer.unref();
+    this.historyTimer = setInterval(() => this.sampleHistory(), this.refusalHistory.sampleMs);
+    this.historyTimer.unref();
+  }
+
+  /** One history tick over every vertex (cheap: plain reads, no I/O). */
+  sampleHistory(now = Date.now()): void {
+    const store = this.store;
+    // One call per tick: the history takes the previous tick's time as every new baseline.
+    this.refusalHistory.sample(
+      (function* () {
+        for (const kind of VERTEX_KINDS) yield* store.vertices(kind);
+      })(),
+      now,
+    );
   }
 
   async stop(): Promise<void> {
     this.seeded = false;
     this.updateReady();
     if (this.leaseTimer !== undefined) clearInterval(this.leaseTimer);
+    if (this.historyTimer !== undefined) clearInterval(this.historyTimer);
     await Promise.all(Object.values(this.loops).map((loop) => loop.stop()));
     await this.listener.stop();
   }
@@ -445,6 +476,9 @@ export class AccountingService implements BookingService {
     const { caps } = await seedStore(this.pool, this.store, shows, this.config.coreMultiplier);
     this.names.remember(caps);
     for (const show of shows) this.publish(show);
+    // The history's first tick, before any booking is accepted: refusals from the first
+    // booking on are measured from here (the timer's first tick comes a period later).
+    this.sampleHistory();
     this.seeded = true;
     this.updateReady();
     this.metrics.passDuration.observe({ pass: 'bootstrap' }, (performance.now() - started) / 1000);
@@ -569,6 +603,7 @@ export class AccountingService implements BookingService {
       release: (message) => {
         this.store.applyRelease(message);
         this.metrics.releasesApplied.inc();
+        this.metrics.lastRelease.set(Date.now() / 1000);
       },
       limitChanges: (changes) => {
         for (const change of changes) {
@@ -653,7 +688,54 @@ export class AccountingService implements BookingService {
   }
 
   state(query: StateQuery): Promise<StateResponse> {
-    return stateResponse(this.store, this.managed, this.names, query);
+    return stateResponse(this.store, this.managed, this.names, query, {
+      history: this.refusalHistory,
+      now: Date.now(),
+    });
+  }
+
+  /** Per-subscription usage and per-show refusals of the published shows, labelled by name. */
+  poolSnapshot(): PoolSnapshot {
+    const snapshot: PoolSnapshot = { subscriptions: [], showRefusals: [] };
+    const byShow = new Map<string, Map<LimitTable, number>>();
+    for (const kind of VERTEX_KINDS) {
+      for (const vertex of this.store.vertices(kind)) {
+        if (vertex.show === undefined || !this.managed.has(vertex.show)) continue;
+        const show = this.managed.get(vertex.show) || vertex.show;
+        if (kind === 'subscription') {
+          snapshot.subscriptions.push({
+            show,
+            alloc: this.names.of(vertex) ?? vertex.id,
+            cores: vertex.cores,
+            burst: vertex.maxCores,
+            refusals: vertex.refusedCores,
+          });
+        }
+        if (vertex.refusedCores + vertex.refusedGpus === 0) continue;
+        let tables = byShow.get(show);
+        if (tables === undefined) byShow.set(show, (tables = new Map()));
+        for (const [table, count] of Object.entries(refusalsByTable(vertex)) as [LimitTable, number][]) {
+          if (count > 0) tables.set(table, (tables.get(table) ?? 0) + count);
+        }
+      }
+    }
+    for (const [show, tables] of byShow)
+      for (const [table, refusals] of tables) snapshot.showRefusals.push({ show, table, refusals });
+    return snapshot;
+  }
+
+  vertexDetail(kind: VertexKind, key: string): Promise<VertexDetailResponse | undefined> {
+    return vertexDetail(
+      {
+        store: this.store,
+        managed: this.managed,
+        names: this.names,
+        refusals: { history: this.refusalHistory, now: Date.now() },
+        folderOf: (job) => jobFolder(this.pool, job),
+      },
+      kind,
+      key,
+    );
   }
 
   status(): StatusResponse {

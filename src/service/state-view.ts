@@ -2,11 +2,12 @@
  * `GET /v1/state`: the store's vertices of published shows, with the human names the last
  * cap reads brought, sorted and cut for a status page or the TUI.
  */
-import type { StateResponse, VertexState } from '../api/types.js';
+import type { StateResponse, VertexRefusals, VertexState } from '../api/types.js';
 import type { Store } from '../core/store.js';
 import { VERTEX_KINDS } from '../core/types.js';
-import { utilization, type VertexView } from '../core/vertex.js';
+import { refusalsByTable, utilization, type VertexView } from '../core/vertex.js';
 import type { NamedCapRows } from '../db/queries.js';
+import type { RefusalHistory } from './refusal-history.js';
 import { encodeCursor, type StateCursor } from './state-cursor.js';
 import { STATE_PAGE_DEFAULT, type StateQuery } from './types.js';
 
@@ -41,6 +42,12 @@ export class VertexNames {
 /** Vertices looked at between two yields to the event loop: well under a millisecond of work. */
 const SCAN_SLICE = 2_048;
 
+/** Where per-vertex refusal rates come from (the service's sampled history) and the time now. */
+export interface RefusalSource {
+  history: RefusalHistory;
+  now: number;
+}
+
 /**
  * `managed`: published show id → name; only their vertices are listed.
  *
@@ -54,6 +61,7 @@ export async function stateResponse(
   managed: ReadonlyMap<string, string>,
   names: VertexNames,
   query: StateQuery,
+  refusals?: RefusalSource,
 ): Promise<StateResponse> {
   const kinds = query.vertex === undefined ? VERTEX_KINDS : [query.vertex];
   const showFilter = query.show === undefined ? undefined : resolveShow(managed, query.show);
@@ -95,11 +103,11 @@ export async function stateResponse(
       total++;
       if (position <= from) continue;
       if (top !== undefined) {
-        rows.push(vertexState(vertex, names, bucket));
+        rows.push(vertexState(vertex, names, bucket, refusals));
         // Keep the best `top` of what was seen: sort and cut whenever twice as many piled up.
         if (rows.length >= 2 * top + SCAN_SLICE) rows = sortStates(rows, sort).slice(0, top);
       } else if (rows.length < limit) {
-        rows.push(vertexState(vertex, names, bucket));
+        rows.push(vertexState(vertex, names, bucket, refusals));
         last = { kind: kindIndex, position, removals: walkRemovals };
       } else {
         more = true; // the page is full and another match follows: there is a next page
@@ -120,8 +128,13 @@ function resolveShow(managed: ReadonlyMap<string, string>, idOrName: string): st
 }
 
 /** `bucket`: the settled bucket of the current epoch (what the next overwrite carries). */
-function vertexState(vertex: VertexView, names: VertexNames, bucket: 0 | 1): VertexState {
-  return {
+export function vertexState(
+  vertex: VertexView,
+  names: VertexNames,
+  bucket: 0 | 1,
+  refusals?: RefusalSource,
+): VertexState {
+  const state: VertexState = {
     kind: vertex.kind,
     key: vertex.kind === 'subscription' ? `${vertex.show}/${vertex.id}` : vertex.id,
     show: vertex.show ?? null,
@@ -137,6 +150,19 @@ function vertexState(vertex: VertexView, names: VertexNames, bucket: 0 | 1): Ver
     max_cores: vertex.maxCores,
     max_gpus: vertex.maxGpus,
     utilization: utilization(vertex),
+  };
+  if (refusals !== undefined) state.refusals = vertexRefusals(vertex, refusals);
+  return state;
+}
+
+function vertexRefusals(vertex: VertexView, source: RefusalSource): VertexRefusals {
+  const rates = source.history.rates(vertex, source.now);
+  return {
+    total: vertex.refusedCores + vertex.refusedGpus,
+    by_table: refusalsByTable(vertex),
+    per_s_1m: rates.perSecond1m,
+    per_s_5m: rates.perSecond5m,
+    last_at: rates.lastAt === null ? null : new Date(rates.lastAt).toISOString(),
   };
 }
 
@@ -156,6 +182,7 @@ function sortStates(rows: VertexState[], sort: NonNullable<StateQuery['sort']>):
   const byLabel = (a: { label: string }, b: { label: string }) =>
     a.label < b.label ? -1 : a.label > b.label ? 1 : 0;
   if (sort === 'name') keyed.sort(byLabel);
+  else if (sort === 'blocked') keyed.sort((a, b) => compareBlocked(a.row, b.row) || byLabel(a, b));
   else keyed.sort((a, b) => b.row.cores - a.row.cores || byLabel(a, b));
   for (let i = 0; i < keyed.length; i++) rows[i] = keyed[i]!.row;
   return rows;
@@ -164,4 +191,15 @@ function sortStates(rows: VertexState[], sort: NonNullable<StateQuery['sort']>):
 /** Let other callbacks (bookings) run before the scan goes on. */
 function turn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Most refused first: the last minute's rate, then the five minutes', then the total. */
+export function compareBlocked(a: Pick<VertexState, 'refusals'>, b: Pick<VertexState, 'refusals'>): number {
+  const ra = a.refusals;
+  const rb = b.refusals;
+  return (
+    (rb?.per_s_1m ?? 0) - (ra?.per_s_1m ?? 0) ||
+    (rb?.per_s_5m ?? 0) - (ra?.per_s_5m ?? 0) ||
+    (rb?.total ?? 0) - (ra?.total ?? 0)
+  );
 }

@@ -5,6 +5,7 @@ import type {
   RollbackResponse,
   StateResponse,
   StatusResponse,
+  VertexDetailResponse,
 } from '../api/types.js';
 import type { BookingRequest, VertexKind } from '../core/types.js';
 import type { StateCursor } from './state-cursor.js';
@@ -17,7 +18,8 @@ export interface StateQuery {
   show?: string;
   /** Keep only the first N after sorting (one answer, no cursor). */
   top?: number;
-  sort?: 'utilization' | 'name' | 'cores';
+  /** `blocked`: most refused first (last minute's rate, then the total). */
+  sort?: 'utilization' | 'name' | 'cores' | 'blocked';
   /** Without `top`: vertices per page (default {@link STATE_PAGE_DEFAULT}). */
   limit?: number;
   /** Without `top`: where the page starts (`next_cursor` of the previous page). */
@@ -51,6 +53,8 @@ export interface BookingService {
   rollback(booking: string): RollbackResponse;
   /** May be built over several event-loop turns, so bookings never wait behind a big read. */
   state(query: StateQuery): StateResponse | Promise<StateResponse>;
+  /** One vertex with the caps in its path and its history; undefined when unknown or unpublished. */
+  vertexDetail?(kind: VertexKind, key: string): Promise<VertexDetailResponse | undefined>;
   status(): StatusResponse;
   /** Run that pass now; resolves when a pass that started after the call completes. */
   recompute(): Promise<void>;

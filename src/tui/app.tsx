@@ -30,6 +30,7 @@ import {
   type Line,
   type Tone,
 } from './layout.js';
+import { detailLines } from './detail.js';
 import { Poller } from './poller.js';
 import {
   buildViewModel,
@@ -53,6 +54,7 @@ const TONE_COLOR: Partial<Record<Tone, string>> = {
   good: 'green',
   ok: 'green',
   warn: 'yellow',
+  full: 'magenta',
   over: 'red',
   accent: 'cyan',
 };
@@ -91,10 +93,13 @@ export function VertexTable({
   vm,
   widths,
   maxRows,
+  selected = -1,
 }: {
   vm: ViewModel;
   widths: ColumnWidths;
   maxRows: number;
+  /** Index of the highlighted row (-1: none). */
+  selected?: number;
 }) {
   const shown = limitRows(vm, maxRows);
   const more = moreLine(shown);
@@ -103,15 +108,23 @@ export function VertexTable({
       <SegmentLine line={titleLine(shown, { tabs: true })} />
       <SegmentLine line={tableHeaderLine(widths)} />
       {shown.rows.length === 0 ? <SegmentLine line={emptyLine(shown)} /> : null}
-      {shown.rows.map((row) => (
-        <SegmentLine key={row.key} line={rowLine(row, widths)} />
+      {shown.rows.map((row, i) => (
+        <SegmentLine key={row.key} line={rowLine(row, widths, { selected: i === selected })} />
       ))}
       {more ? <SegmentLine line={more} /> : null}
     </Box>
   );
 }
 
-export function Footer({ typing, inputEnabled }: { typing: string | null; inputEnabled: boolean }) {
+export function Footer({
+  typing,
+  inputEnabled,
+  detail = false,
+}: {
+  typing: string | null;
+  inputEnabled: boolean;
+  detail?: boolean;
+}) {
   if (!inputEnabled) {
     return <Text dimColor>stdin is not a terminal: keys are disabled · Ctrl-C to quit</Text>;
   }
@@ -125,9 +138,16 @@ export function Footer({ typing, inputEnabled }: { typing: string | null; inputE
       </Text>
     );
   }
+  if (detail) {
+    return (
+      <Text dimColor wrap="truncate-end">
+        Enter/Esc back to the list · p pause · q quit
+      </Text>
+    );
+  }
   return (
     <Text dimColor wrap="truncate-end">
-      s/f/j vertex · u/n sort · / filter show · Esc clear filter · p pause · q quit
+      s/f/j vertex · u/n/b sort · ↑↓ Enter why · / filter · p pause · q quit
     </Text>
   );
 }
@@ -208,6 +228,7 @@ export function InspectApp(props: InspectAppProps) {
   const daemonRef = useRef(props.daemon);
   daemonRef.current = props.daemon;
   const pollerRef = useRef<Poller<Snapshot> | null>(null);
+  const rowKeysRef = useRef<string[]>([]);
   const quitRef = useRef({ onQuit: props.onQuit, exit });
   quitRef.current = { onQuit: props.onQuit, exit };
 
@@ -219,6 +240,7 @@ export function InspectApp(props: InspectAppProps) {
         const c = controlsRef.current;
         const query: SnapshotQuery = { vertex: c.vertex, sort: c.sort };
         if (c.filter !== '') query.show = c.filter;
+        if (c.detail !== null) query.detail = { kind: c.vertex, key: c.detail };
         return fetchRef.current(query);
       },
       onResult: (snapshot) => {
@@ -252,7 +274,7 @@ export function InspectApp(props: InspectAppProps) {
   useInput(
     (input, key) => {
       const prev = controlsRef.current;
-      const next = reduceInput(prev, input, key as KeyPress);
+      const next = reduceInput(prev, input, key as KeyPress, rowKeysRef.current);
       if (next === prev) return;
       controlsRef.current = next;
       setControls(next);
@@ -285,6 +307,15 @@ export function InspectApp(props: InspectAppProps) {
   }, [received, controls.vertex, controls.sort, controls.filter, widths.bar]);
 
   const maxRows = Math.max(1, size.rows - CHROME_LINES);
+  const visible = vm ? limitRows(vm, maxRows).rows : [];
+  rowKeysRef.current = visible.map((row) => row.key);
+  const selected = Math.min(controls.selected, Math.max(0, visible.length - 1));
+  const detail =
+    controls.detail !== null &&
+    received?.snapshot.detail &&
+    received.snapshot.detail.vertex.key === controls.detail
+      ? received.snapshot.detail
+      : null;
   const status = statusLine({
     failure,
     received,
@@ -306,8 +337,20 @@ export function InspectApp(props: InspectAppProps) {
         </>
       )}
       <SegmentLine line={status} />
-      {vm ? <VertexTable vm={vm} widths={widths} maxRows={maxRows} /> : null}
-      <Footer typing={controls.typing} inputEnabled={inputEnabled} />
+      {vm && controls.detail !== null ? (
+        <Box flexDirection="column">
+          {detail ? (
+            detailLines(detail, { columns: size.columns, now: clockRef.current() })
+              .slice(0, maxRows + 2)
+              .map((line, i) => <SegmentLine key={i} line={line} />)
+          ) : (
+            <Text dimColor>loading the detail of {controls.detail}…</Text>
+          )}
+        </Box>
+      ) : vm ? (
+        <VertexTable vm={vm} widths={widths} maxRows={maxRows} selected={inputEnabled ? selected : -1} />
+      ) : null}
+      <Footer typing={controls.typing} inputEnabled={inputEnabled} detail={controls.detail !== null} />
     </Box>
   );
 }

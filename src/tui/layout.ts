@@ -28,12 +28,15 @@ export interface ColumnWidths {
   bar: number;
   util: number;
   inflight: number;
+  /** Refusals per second over the last minute. */
+  refusals: number;
   state: number;
 }
 
 /** One space between columns. */
 export const COLUMN_GAP = ' ';
-const FIXED = { show: 14, booked: 17, util: 7, inflight: 8, state: 4 } as const;
+const FIXED = { show: 14, booked: 17, util: 7, inflight: 6, refusals: 7, state: 4 } as const;
+const GAPS = 7;
 const MIN_NAME = 8;
 const MAX_NAME = 48;
 const MIN_BAR = 5;
@@ -47,23 +50,31 @@ const MAX_BAR = 20;
 export function columnWidths(columns: number): ColumnWidths {
   const cols = Number.isFinite(columns) && columns > 0 ? Math.floor(columns) : 80;
   const available = cols - 1;
-  const fixed = FIXED.show + FIXED.booked + FIXED.util + FIXED.inflight + FIXED.state + 6 * COLUMN_GAP.length;
+  // Below 100 columns the show and booked columns give room to the name (80×24 stays usable).
+  const narrow = cols < 100;
+  const show = narrow ? 10 : FIXED.show;
+  const booked = narrow ? 14 : FIXED.booked;
+  const fixed =
+    show + booked + FIXED.util + FIXED.inflight + FIXED.refusals + FIXED.state + GAPS * COLUMN_GAP.length;
   const rest = Math.max(0, available - fixed);
   const bar = Math.min(MAX_BAR, Math.max(MIN_BAR, Math.floor(rest * 0.4)));
   const name = Math.min(MAX_NAME, Math.max(MIN_NAME, rest - bar));
   return {
     name,
-    show: FIXED.show,
-    booked: FIXED.booked,
+    show,
+    booked,
     bar,
     util: FIXED.util,
     inflight: FIXED.inflight,
+    refusals: FIXED.refusals,
     state: FIXED.state,
   };
 }
 
 export function tableWidth(w: ColumnWidths): number {
-  return w.name + w.show + w.booked + w.bar + w.util + w.inflight + w.state + 6 * COLUMN_GAP.length;
+  return (
+    w.name + w.show + w.booked + w.bar + w.util + w.inflight + w.refusals + w.state + GAPS * COLUMN_GAP.length
+  );
 }
 
 /** Truncate (with "…") or pad `text` to exactly `width` characters (code points). */
@@ -169,21 +180,27 @@ export function tableHeaderLine(w: ColumnWidths): Line {
     fit('USE', w.bar),
     fit('UTIL', w.util, 'right'),
     fit('IN-FLT', w.inflight, 'right'),
+    fit('REF/S', w.refusals, 'right'),
     fit('', w.state),
   ].join(COLUMN_GAP);
   return [{ text: text.trimEnd(), bold: true, tone: 'dim' }];
 }
 
-/** The textual severity marker of the last column (so severity survives without colour). */
-export function stateMarker(severity: Severity): string {
+/**
+ * The textual severity marker of the last column (so severity survives without colour). A
+ * closed subscription with nothing booked already reads "closed": no second marker.
+ */
+export function stateMarker(severity: Severity, closed = false): string {
+  if (severity === 'full') return closed ? '' : 'FULL';
   return severity === 'over' ? 'OVER' : severity === 'warn' ? 'WARN' : '';
 }
 
 /** One table row; the bar, utilization and marker carry the row's severity tone. */
-export function rowLine(row: RowModel, w: ColumnWidths): Line {
+export function rowLine(row: RowModel, w: ColumnWidths, options: { selected?: boolean } = {}): Line {
   const tone = row.severity === 'ok' ? undefined : row.severity;
   const toned = (text: string): Segment => (tone ? { text, tone } : { text });
-  const marker = stateMarker(row.severity);
+  const marker = stateMarker(row.severity, row.closed);
+  const refusing = row.refusalsPerSec > 0;
   const line: Line = [
     toned(fit(row.name, w.name)),
     { text: COLUMN_GAP + fit(row.show, w.show) + COLUMN_GAP },
@@ -192,9 +209,15 @@ export function rowLine(row: RowModel, w: ColumnWidths): Line {
     toned(fit(row.bar, w.bar)),
     { text: COLUMN_GAP },
     toned(fit(row.utilizationText, w.util, 'right')),
-    { text: COLUMN_GAP + fit(row.inflightText, w.inflight, 'right') },
+    { text: COLUMN_GAP + fit(row.inflightText, w.inflight, 'right') + COLUMN_GAP },
+    refusing
+      ? { text: fit(row.refusalsText, w.refusals, 'right'), tone: 'warn', bold: true }
+      : row.refusalsText === ''
+        ? { text: fit('', w.refusals) }
+        : { text: fit(row.refusalsText, w.refusals, 'right'), tone: 'dim' },
   ];
   if (marker) line.push({ text: COLUMN_GAP }, { text: fit(marker, w.state), tone: row.severity, bold: true });
+  if (options.selected) line[0] = { ...line[0]!, inverse: true };
   return line;
 }
 

@@ -6,7 +6,8 @@
  *
  * Must not import `ink` or `react`: the command loads this module on its fast path.
  */
-import type { StateResponse, StatusResponse } from '../api/types.js';
+import type { StateResponse, StatusResponse, VertexDetailResponse } from '../api/types.js';
+import { detailLines } from './detail.js';
 import {
   columnWidths,
   emptyLine,
@@ -38,12 +39,15 @@ export interface PlainFrameOptions {
   previous?: { status: StatusResponse; elapsedMs: number } | null;
   /** Bar glyphs; default `ascii`. */
   barStyle?: BarStyle;
+  /** The detail pane of one vertex (`--key`), printed instead of the table. */
+  detail?: VertexDetailResponse;
 }
 
 const ANSI: Record<Tone, string> = {
   good: '32',
   ok: '32',
   warn: '33',
+  full: '35',
   over: '31',
   dim: '2',
   accent: '36',
@@ -81,6 +85,14 @@ export function renderPlainFrame(
     ...(options.maxRows !== undefined ? { maxRows: options.maxRows } : {}),
     ...(options.previous ? { previous: options.previous } : {}),
   });
+  if (options.detail !== undefined) {
+    const pane = detailLines(options.detail, {
+      columns: options.columns ?? 100,
+      now: options.now ?? Date.now(),
+      barStyle: options.barStyle ?? 'ascii',
+    });
+    return [...headerLines(vm), ...pane].map((l) => formatLine(l, color)).join('\n') + '\n';
+  }
   const lines: Line[] = [...headerLines(vm), titleLine(vm), tableHeaderLine(widths)];
   if (vm.rows.length === 0) lines.push(emptyLine(vm));
   for (const row of vm.rows) lines.push(rowLine(row, widths));

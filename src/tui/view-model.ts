@@ -5,12 +5,12 @@
  *
  * Conventions (SPEC §1 "Cap conventions"):
  * - subscription burst `<= 0` is **closed**: every booking is rejected, so the row is at its
- *   cap ("closed", severity `over`);
+ *   cap ("closed", severity `full`; `over` only when something is still booked on it);
  * - folder/job caps `<= 0` are **unlimited** (`cap: null`, shown as "∞", no utilization);
  * - folder/job rows with a GPU cap use the larger of the core and GPU utilizations (the cap a
  *   booking runs into first).
  */
-import type { StateResponse, StatusResponse, VertexState } from '../api/types.js';
+import type { StateResponse, StatusResponse, VertexDetailResponse, VertexState } from '../api/types.js';
 import type { Drift, VertexKind } from '../core/types.js';
 
 export type { VertexKind };
@@ -19,6 +19,8 @@ export type { VertexKind };
 export interface Snapshot {
   status: StatusResponse;
   state: StateResponse;
+  /** The open detail pane's vertex (`GET /v1/vertex`), when one is open and still known. */
+  detail?: VertexDetailResponse | null;
 }
 
 /**
@@ -31,15 +33,21 @@ export interface SnapshotQuery {
   sort: SortOrder;
   /** The applied show filter (substring of a show id or name), if any. */
   show?: string;
+  /** The vertex whose detail pane is open: the source fetches `GET /v1/vertex` for it. */
+  detail?: { kind: VertexKind; key: string };
 }
 
 export type FetchSnapshot = (query: SnapshotQuery) => Promise<Snapshot>;
 
-export type SortOrder = 'utilization' | 'name';
-export const SORT_ORDERS: readonly SortOrder[] = ['utilization', 'name'];
+/** `blocked`: most refused first (refusals/s over the last minute, then in total). */
+export type SortOrder = 'utilization' | 'name' | 'blocked';
+export const SORT_ORDERS: readonly SortOrder[] = ['utilization', 'name', 'blocked'];
 
-/** `ok` below 90 %, `warn` from 90 %, `over` at or over the cap (a closed subscription is at its cap). */
-export type Severity = 'ok' | 'warn' | 'over';
+/**
+ * `ok` below 90 %, `warn` from 90 %, `full` exactly at the cap (the next core is refused; a
+ * closed subscription with nothing booked), `over` above it (only after a cap decrease).
+ */
+export type Severity = 'ok' | 'warn' | 'full' | 'over';
 /** Utilization from which a row is `warn`: 90 %. */
 export const WARN_RATIO = 0.9;
 
@@ -87,6 +95,13 @@ export interface RowModel {
   bar: string;
   /** In-flight cores (and GPUs): "4", "4+1g", or "" when nothing is in flight. */
   inflightText: string;
+  /** Refusals by this vertex's caps since the daemon started (0 from a daemon without them). */
+  refusals: number;
+  /** Refusals per second over the last minute / five minutes. */
+  refusalsPerSec: number;
+  refusalsPerSec5m: number;
+  /** "2.5/s" while refusing, "0/s" when it refused in the last five minutes, else "". */
+  refusalsText: string;
 }
 
 export interface Rates {
@@ -184,12 +199,13 @@ export function gpuCapOf(v: Pick<VertexState, 'kind' | 'max_gpus'>): number | nu
 
 /** Severity of `used` against an enforced `cap > 0`, in integers (no float edge cases). */
 export function severityOf(used: number, cap: number): Severity {
-  if (used >= cap) return 'over';
+  if (used > cap) return 'over';
+  if (used === cap) return 'full';
   if (used * 10 >= cap * 9) return 'warn';
   return 'ok';
 }
 
-const SEVERITY_RANK: Record<Severity, number> = { ok: 0, warn: 1, over: 2 };
+const SEVERITY_RANK: Record<Severity, number> = { ok: 0, warn: 1, full: 2, over: 3 };
 
 export function worstSeverity(a: Severity, b: Severity): Severity {
   return SEVERITY_RANK[a] >= SEVERITY_RANK[b] ? a : b;
@@ -240,7 +256,8 @@ export function buildRow(v: VertexState, options: RowOptions = {}): RowModel {
   let utilization: number | null = null;
   let severity: Severity = 'ok';
   if (closed) {
-    severity = 'over';
+    // Burst 0 with nothing booked is exactly at its cap; anything booked is above it.
+    severity = v.cores > 0 ? 'over' : 'full';
   } else {
     if (coreCap !== null) {
       utilization = v.cores / coreCap;
@@ -287,6 +304,21 @@ export function buildRow(v: VertexState, options: RowOptions = {}): RowModel {
       ...(options.barStyle ? { style: options.barStyle } : {}),
     }),
     inflightText,
+    ...refusalFields(v),
+  };
+}
+
+function refusalFields(
+  v: VertexState,
+): Pick<RowModel, 'refusals' | 'refusalsPerSec' | 'refusalsPerSec5m' | 'refusalsText'> {
+  const r = v.refusals;
+  const perSec = r?.per_s_1m ?? 0;
+  const perSec5m = r?.per_s_5m ?? 0;
+  return {
+    refusals: r?.total ?? 0,
+    refusalsPerSec: perSec,
+    refusalsPerSec5m: perSec5m,
+    refusalsText: perSec > 0 ? formatRate(perSec) : perSec5m > 0 ? '0/s' : '',
   };
 }
 
@@ -310,6 +342,15 @@ function compareNames(a: RowModel, b: RowModel): number {
 export function sortRows(rows: readonly RowModel[], sort: SortOrder): RowModel[] {
   const out = [...rows];
   if (sort === 'name') return out.sort(compareNames);
+  if (sort === 'blocked') {
+    return out.sort(
+      (a, b) =>
+        b.refusalsPerSec - a.refusalsPerSec ||
+        b.refusalsPerSec5m - a.refusalsPerSec5m ||
+        b.refusals - a.refusals ||
+        compareNames(a, b),
+    );
+  }
   return out.sort((a, b) => {
     const ka = utilizationKey(a);
     const kb = utilizationKey(b);

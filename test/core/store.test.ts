@@ -372,3 +372,43 @@ describe('Store recompute', () => {
     expect(store.epoch).toBe(epoch);
   });
 });
+
+describe('Store refusal counters (per vertex, by table)', () => {
+  function refusals(store: Store) {
+    const v = (x: { refusedCores: number; refusedGpus: number } | undefined) => [
+      x?.refusedCores ?? 0,
+      x?.refusedGpus ?? 0,
+    ];
+    return { sub: v(store.subscription(S, A)), folder: v(store.folder(F)), job: v(store.job(J)) };
+  }
+
+  it('counts each refusal once, on the vertex and table that refused, and never an applied booking', () => {
+    const store = new Store();
+    store.setCaps(caps(10, [8, 2], [6, 1]));
+    applied(store.book(request(5, 1)));
+    expect(refusals(store)).toEqual({ sub: [0, 0], folder: [0, 0], job: [0, 0] });
+    // Job cores: 5 + 2 > 6 (folder 7 <= 8, subscription 7 <= 10 pass first).
+    expect(store.book(request(2))).toMatchObject({ table: 'job' });
+    // Folder cores: 5 + 4 > 8, before the job is looked at.
+    expect(store.book(request(4))).toMatchObject({ table: 'folder' });
+    // Subscription: 5 + 6 > 10, before folder and job.
+    expect(store.book(request(6))).toMatchObject({ table: 'subscription' });
+    expect(store.book(request(6))).toMatchObject({ table: 'subscription' });
+    // GPUs: job 1 + 1 > 1 (folder 2 <= 2 passes).
+    expect(store.book(request(0, 1))).toMatchObject({ table: 'job_gpus' });
+    // Folder GPUs: 1 + 2 > 2.
+    expect(store.book(request(0, 2))).toMatchObject({ table: 'folder_gpus' });
+    expect(refusals(store)).toEqual({ sub: [2, 0], folder: [1, 1], job: [1, 1] });
+    // A refusal changes no booked counter.
+    expect(live(store)).toEqual([5, 5, 5]);
+  });
+
+  it('counts a closed subscription (burst 0) and leaves an unknown subscription uncounted (no vertex is created)', () => {
+    const store = new Store();
+    store.setCaps(caps(0));
+    expect(store.book(request(1))).toMatchObject({ table: 'subscription' });
+    expect(store.subscription(S, A)?.refusedCores).toBe(1);
+    expect(store.book(request(1, 0, { alloc: 'unknown' }))).toMatchObject({ table: 'subscription' });
+    expect(store.subscription(S, 'unknown')).toBeUndefined();
+  });
+});

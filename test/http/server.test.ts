@@ -513,7 +513,7 @@ describe('validation', () => {
         'top=5&limit=5',
         'top: not with limit (top answers one sorted list; limit and cursor page the whole state)',
       ],
-      ['sort=size', 'sort: expected one of utilization, name, cores'],
+      ['sort=size', 'sort: expected one of utilization, name, cores, blocked'],
       ['show=', 'show: expected a non-empty string of at most 256 characters, got an empty string'],
       ['page=3', 'page: unexpected query parameter'],
       ['Secret-Token-123=1', 'query: an unexpected parameter'],

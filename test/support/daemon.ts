@@ -16,7 +16,7 @@ function findRoot(from: string): string {
   }
 }
 
-const ROOT = findRoot(path.dirname(fileURLToPath(import.meta.url)));
+export const ROOT = findRoot(path.dirname(fileURLToPath(import.meta.url)));
 export const CLI = path.join(ROOT, 'bin', 'run.js');
 
 export interface Daemon {

@@ -1,5 +1,5 @@
 /** Build and drive a real AccountingService against a harness database. */
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import type { Sql } from 'postgres';
 import {
   createAlloc,
@@ -24,6 +24,7 @@ export interface RunningService {
 export async function startService(
   url: string,
   overrides: Partial<ServiceConfig> = {},
+  logger: Logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
 ): Promise<RunningService> {
   const pool = openPool({ url }, 4);
   const metrics = new Metrics({ defaultMetrics: false });
@@ -38,7 +39,7 @@ export async function startService(
       showsIntervalMs: 3_600_000,
       ...overrides,
     },
-    pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    logger,
     metrics,
   );
   await service.start();

@@ -29,6 +29,8 @@ describe('controls', () => {
       typing: null,
       paused: false,
       quit: false,
+      selected: 0,
+      detail: null,
     });
     expect(initialControlState({ vertex: 'job', sort: 'name', filter: ' a ' })).toMatchObject({
       vertex: 'job',

@@ -21,10 +21,10 @@ describe('renderPlainFrame', () => {
         'recompute 4s ago in 120 ms · drift none',
         'in-flight 3 · bookings —/s (1000 total) · rejections —/s (10 total)',
         'folders 3 rows · by utilization',
-        'NAME                       SHOW                  BOOKED/CAP USE                  UTIL   IN-FLT',
-        'lighting                   alpha                    120/100 #################  120.0%          OVER',
-        'fx                         bravo                20/100 4/4g #################  100.0%          OVER',
-        'anim                       alpha                       10/∞ .................       ∞',
+        'NAME                    SHOW                  BOOKED/CAP USE               UTIL IN-FLT   REF/S',
+        'lighting                alpha                    120/100 ##############  120.0%                OVER',
+        'fx                      bravo                20/100 4/4g ##############  100.0%                FULL',
+        'anim                    alpha                       10/∞ ..............       ∞',
         '',
       ].join('\n'),
     );
@@ -60,7 +60,7 @@ describe('renderPlainFrame', () => {
       expect(row.slice(utilEnd - 1, utilEnd)).toMatch(/[%∞]/);
       expect(Array.from(row).length).toBeLessThan(100);
     }
-    expect(frame).toContain('a-very-long-job-name-that…');
+    expect(frame).toContain('a-very-long-job-name-t…');
     expect(frame).toContain('a show with a…');
   });
 
@@ -91,12 +91,12 @@ describe('renderPlainFrame', () => {
     expect(empty).toContain('no folders in the store');
   });
 
-  it('with color: ANSI yellow for warn, red for over; same text once stripped', () => {
+  it('with color: ANSI yellow for warn, magenta for full, red for over; same text once stripped', () => {
     const opts = { vertex: 'subscription', sort: 'utilization', now: NOW } as const;
     const colored = renderPlainFrame(makeStatus(), sampleState(), { ...opts, color: true });
     const lines = colored.split('\n');
     expect(lines.find((l) => l.includes('bravo.lax'))).toContain('\u001b[33m');
-    expect(lines.find((l) => l.includes('show-c/lax'))).toContain('\u001b[31m');
+    expect(lines.find((l) => l.includes('show-c/lax'))).toContain('\u001b[35m');
     const ok = lines.find((l) => l.includes('alpha.lax'));
     expect(ok).not.toContain('\u001b[31m');
     expect(ok).not.toContain('\u001b[33m');
@@ -134,7 +134,7 @@ describe('renderPlainFrame', () => {
       now: NOW,
       barStyle: 'unicode',
     });
-    expect(frame).toContain('█████████░░░░░░░░');
+    expect(frame).toContain('█████████████░');
   });
 });
 

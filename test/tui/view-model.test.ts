@@ -52,8 +52,10 @@ describe('severityOf', () => {
     [89, 100, 'ok'],
     [90, 100, 'warn'],
     [99, 100, 'warn'],
-    [100, 100, 'over'],
+    [100, 100, 'full'],
     [101, 100, 'over'],
+    [24, 24, 'full'],
+    [25, 24, 'over'],
     [8, 9, 'ok'], // 88.9 %
   ] as const)('%i of %i', (used, cap, expected) => {
     expect(severityOf(used, cap)).toBe(expected);
@@ -163,11 +165,15 @@ describe('buildRow', () => {
     expect(row.utilizationText).toBe('closed');
     expect(row.utilization).toBeNull();
     expect(row.bar).toBe('xxx');
-    expect(row.severity).toBe('over');
+    // At its cap of 0 (FULL), not above it: only something still booked on it is over.
+    expect(row.severity).toBe('full');
+    expect(buildRow(makeVertex('subscription', 'show-c/lax', { cores: 2, max_cores: 0 })).severity).toBe(
+      'over',
+    );
   });
 
-  it('at and over the cap is over', () => {
-    expect(buildRow(makeVertex('job', 'j', { cores: 10, max_cores: 10 })).severity).toBe('over');
+  it('exactly at the cap is full, above it over', () => {
+    expect(buildRow(makeVertex('job', 'j', { cores: 24, max_cores: 24 })).severity).toBe('full');
     const over = buildRow(makeVertex('job', 'j', { cores: 12, max_cores: 10 }));
     expect(over.severity).toBe('over');
     expect(over.utilizationText).toBe('120.0%');
@@ -177,7 +183,7 @@ describe('buildRow', () => {
     const row = buildRow(makeVertex('folder', 'f', { cores: 10, max_cores: 100, gpus: 4, max_gpus: 4 }));
     expect(row.bookedText).toBe('10/100 4/4g');
     expect(row.utilization).toBe(1);
-    expect(row.severity).toBe('over');
+    expect(row.severity).toBe('full');
     const gpuOnly = buildRow(makeVertex('job', 'j', { cores: 10, max_cores: -1, gpus: 9, max_gpus: 10 }));
     expect(gpuOnly.utilization).toBeCloseTo(0.9);
     expect(gpuOnly.severity).toBe('warn');
