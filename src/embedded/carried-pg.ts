@@ -75,7 +75,7 @@ export async function ensureCarriedPg(pg: CarriedPg, dir: string, logger: Logger
   // verify the winner's tree. A tree that fails again is an error, not a loop.
   for (let attempt = 1; attempt <= 3; attempt++) {
     if (existsSync(dir)) {
-      const problem = await verifyTree(dir, manifest);
+      const problem = verifyTree(dir, manifest);
       if (problem === undefined) return join(dir, 'bin');
       if (attempt === 3) throw new Error(`the PostgreSQL binaries in ${dir} fail verification: ${problem}`);
       logger.warn(
@@ -110,7 +110,7 @@ async function unpackInto(
   const temp = await mkdtemp(join(parent, `${tempPrefix(dir)}${process.pid}.`));
   try {
     await unpackArchive(temp, manifest, archive);
-    const problem = await verifyTree(temp, manifest);
+    const problem = verifyTree(temp, manifest);
     if (problem !== undefined) throw new Error(`unpacked PostgreSQL binaries fail verification: ${problem}`);
     await chmod(temp, 0o755); // mkdtemp made it 0700: the server user must enter it
     try {
