@@ -131,7 +131,7 @@ run_once() {
   elif [[ $expect == again && -z $unpacked ]]; then
     pass "$run: reused the verified cache (nothing unpacked)"
   else
-    fail "$run: expected the cache to be ${expect/first/unpacked}${expect/again/reused}"
+    if [[ $expect == first ]]; then fail "$run: the carried binaries were not unpacked"; else fail "$run: the cache was unpacked again instead of reused"; fi
   fi
 
   kill -TERM "$server_pid"
