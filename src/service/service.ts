@@ -68,6 +68,11 @@ export class AccountingService implements BookingService {
     shows: new PassRecord(),
   };
   private lastDrift: DriftReport | null = null;
+  /**
+   * Recompute passes and flip seeds each bump the epoch before their snapshot read and settle
+   * buckets after it: one at a time, or one would clear a bucket the other still carries.
+   */
+  private readonly epochPass = pLimit(1);
   private limitLog: { seq: number; change: LimitChange }[] = [];
   private limitSeq = 0;
   private seeded = false;
@@ -232,15 +237,17 @@ export class AccountingService implements BookingService {
 
   private async recomputePass(): Promise<void> {
     const started = performance.now();
-    const shows = [...this.managed.keys()];
-    const epoch = this.store.beginRecompute();
-    const since = this.limitSeq;
-    const read = await readAccounting(this.pool, shows);
-    // Built before the fence so only the caps and the overwrite block the event loop after it.
-    const snapshot = buildSnapshot(read.booked, read.caps, this.config.coreMultiplier);
-    await this.fence();
-    this.applyCaps(read.caps, { onlyUnseeded: true }, since);
-    const drift = this.store.overwriteCounters(snapshot, epoch);
+    const drift = await this.epochPass(async () => {
+      const shows = [...this.managed.keys()];
+      const epoch = this.store.beginRecompute();
+      const since = this.limitSeq;
+      const read = await readAccounting(this.pool, shows);
+      // Built before the fence so only the caps and the overwrite block the event loop after it.
+      const snapshot = buildSnapshot(read.booked, read.caps, this.config.coreMultiplier);
+      await this.fence();
+      this.applyCaps(read.caps, { onlyUnseeded: true }, since);
+      return this.store.overwriteCounters(snapshot, epoch);
+    });
     this.lastDrift = drift;
     for (const vertex of VERTEX_KINDS) {
       this.metrics.recomputeDrift.set({ vertex }, drift[vertex].cores);
@@ -290,12 +297,15 @@ export class AccountingService implements BookingService {
   /** The flip seed: caps and booked counters of one show, then publish. A failure defers only it. */
   private async seedShow(show: ShowRow): Promise<void> {
     try {
-      const since = this.limitSeq;
-      const read = await readAccounting(this.pool, [show.id]);
-      const snapshot = buildSnapshot(read.booked, read.caps, this.config.coreMultiplier);
-      await this.fence();
-      this.applyCaps(read.caps, { authoritativeShows: new Set([show.id]) }, since);
-      this.store.seedShowBooked(snapshot);
+      await this.epochPass(async () => {
+        const epoch = this.store.beginRecompute();
+        const since = this.limitSeq;
+        const read = await readAccounting(this.pool, [show.id]);
+        const snapshot = buildSnapshot(read.booked, read.caps, this.config.coreMultiplier);
+        await this.fence();
+        this.applyCaps(read.caps, { authoritativeShows: new Set([show.id]) }, since);
+        this.store.seedShowBooked(snapshot, epoch);
+      });
       this.publish(show);
       this.deferred.delete(show.id);
       this.logger.info({ show: show.name, id: show.id }, 'show seeded and published as scheduler-managed');

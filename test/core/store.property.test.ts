@@ -3,7 +3,10 @@
  *
  * The model holds the committed proc rows (the truth `SUM(proc)` reads), the NOTIFY queue
  * in commit order, and a recompute pass whose steps (begin, snapshot read, fence, overwrite)
- * interleave with everything else, as they do in the daemon. After every step:
+ * interleave with everything else, as they do in the daemon. A pass is either a recompute of
+ * every show or the flip seed of one show (single flight together, as the service runs them).
+ * Clients may break the protocol one way the daemon can repair: a booking whose lease expired
+ * gets its proc inserted late and confirms late (`recountLate`). After every step:
  *   - no live counter is below SUM(proc) + applied bookings whose proc is not committed;
  *   - no applied booking took the truth past a cap.
  * After everything settles, the queue drains and two full passes run, every counter equals
@@ -46,11 +49,16 @@ interface ModelBooking {
   gpus: number;
   proc?: Proc;
   ended: boolean;
+  /** Settled by lease expiry; a late confirm may still arrive. */
+  expired?: boolean;
+  recounted?: boolean;
 }
 type Notification = { kind: 'release'; proc: Proc } | { kind: 'fence'; pass: number };
 interface Pass {
   id: number;
   epoch: number;
+  /** A flip seed of this show; a recompute of every show when undefined. */
+  show?: string;
   snapshot?: Snapshot;
   fenceQueued: boolean;
   fenceDelivered: boolean;
@@ -58,7 +66,8 @@ interface Pass {
 
 type Op =
   | { op: 'book'; job: number; alloc: number; cores: number; gpus: number }
-  | { op: 'commitProc' | 'confirm' | 'rollback' | 'expire' | 'deleteProc'; pick: number }
+  | { op: 'commitProc' | 'confirm' | 'rollback' | 'expire' | 'deleteProc' | 'lateConfirm'; pick: number }
+  | { op: 'beginSeed'; show: number }
   | { op: 'deliver' | 'begin' | 'snapshot' | 'fence' | 'finish' };
 
 const capsArb = fc.record({
@@ -76,26 +85,52 @@ type Caps = {
   jobGpus: number[];
 };
 
-const opArb: fc.Arbitrary<Op> = fc.oneof(
-  {
-    weight: 6,
-    arbitrary: fc.record({
-      op: fc.constant('book' as const),
-      job: fc.nat({ max: JOBS.length - 1 }),
-      alloc: fc.nat({ max: ALLOCS.length - 1 }),
-      cores: fc.integer({ min: 0, max: 5 }),
-      gpus: fc.integer({ min: 0, max: 2 }),
-    }),
-  },
-  ...(['commitProc', 'confirm', 'rollback', 'expire', 'deleteProc'] as const).map((op) => ({
-    weight: op === 'expire' ? 1 : 4,
-    arbitrary: fc.record({ op: fc.constant(op), pick: fc.nat() }),
-  })),
-  ...(['deliver', 'begin', 'snapshot', 'fence', 'finish'] as const).map((op) => ({
-    weight: op === 'deliver' ? 6 : 2,
-    arbitrary: fc.constant({ op }),
-  })),
-);
+type Weights = Partial<Record<Op['op'], number>>;
+
+/** Random steps; `weights` overrides how often each kind is drawn (default below). */
+function opsWith(weights: Weights = {}): fc.Arbitrary<Op> {
+  const w = (op: Op['op'], fallback: number) => weights[op] ?? fallback;
+  return fc.oneof(
+    {
+      weight: w('book', 6),
+      arbitrary: fc.record({
+        op: fc.constant('book' as const),
+        job: fc.nat({ max: JOBS.length - 1 }),
+        alloc: fc.nat({ max: ALLOCS.length - 1 }),
+        cores: fc.integer({ min: 0, max: 5 }),
+        gpus: fc.integer({ min: 0, max: 2 }),
+      }),
+    },
+    ...(['commitProc', 'confirm', 'rollback', 'expire', 'deleteProc', 'lateConfirm'] as const).map((op) => ({
+      weight: w(op, op === 'expire' || op === 'lateConfirm' ? 1 : 4),
+      arbitrary: fc.record({ op: fc.constant(op), pick: fc.nat() }),
+    })),
+    ...(['deliver', 'begin', 'snapshot', 'fence', 'finish'] as const).map((op) => ({
+      weight: w(op, op === 'deliver' ? 6 : 2),
+      arbitrary: fc.constant({ op }),
+    })),
+    {
+      weight: w('beginSeed', 2),
+      arbitrary: fc.record({
+        op: fc.constant('beginSeed' as const),
+        show: fc.nat({ max: SHOWS.length - 1 }),
+      }),
+    },
+  );
+}
+
+const opArb = opsWith();
+/** Flip seeds and late confirms racing confirms: recomputes rare, no rollbacks or deletes. */
+const flipArb = opsWith({ begin: 1, beginSeed: 4, rollback: 0, deleteProc: 1, expire: 3, lateConfirm: 3 });
+
+/** Generous caps, so most bookings apply and the races have something to race on. */
+const roomyCapsArb = fc.record({
+  burst: fc.array(fc.integer({ min: 10, max: 30 }), { minLength: 4, maxLength: 4 }),
+  folderCores: fc.array(fc.integer({ min: -1, max: 0 }), { minLength: 3, maxLength: 3 }),
+  folderGpus: fc.array(fc.integer({ min: -1, max: 0 }), { minLength: 3, maxLength: 3 }),
+  jobCores: fc.array(fc.integer({ min: -1, max: 0 }), { minLength: 4, maxLength: 4 }),
+  jobGpus: fc.array(fc.integer({ min: -1, max: 0 }), { minLength: 4, maxLength: 4 }),
+});
 
 class Model {
   readonly store = new Store();
@@ -215,7 +250,26 @@ class Model {
           this.bookings.filter((x) => !x.ended),
           op.pick,
         );
-        if (b) this.end(b, this.store.confirm(b.handle));
+        if (b) {
+          this.end(b, this.store.confirm(b.handle));
+          b.expired = true;
+        }
+        return;
+      }
+      case 'lateConfirm': {
+        // A slow client: its lease expired; it inserts its proc now if it had not, then confirms.
+        const b = pick(
+          this.bookings.filter((x) => x.expired === true && x.recounted !== true),
+          op.pick,
+        );
+        if (b) {
+          if (b.proc === undefined) {
+            b.proc = { ...b.key, cores: b.cores, gpus: b.gpus };
+            this.procs.push(b.proc);
+          }
+          expect(this.store.recountLate(b.handle)).toBe(true);
+          b.recounted = true;
+        }
         return;
       }
       case 'deleteProc': {
@@ -235,8 +289,18 @@ class Model {
             fenceDelivered: false,
           };
         return;
+      case 'beginSeed':
+        if (!this.pass)
+          this.pass = {
+            id: ++this.passes,
+            epoch: this.store.beginRecompute(),
+            show: SHOWS[op.show]!,
+            fenceQueued: false,
+            fenceDelivered: false,
+          };
+        return;
       case 'snapshot':
-        if (this.pass && !this.pass.snapshot) this.pass.snapshot = this.readSnapshot();
+        if (this.pass && !this.pass.snapshot) this.pass.snapshot = this.readSnapshot(this.pass.show);
         return;
       case 'fence':
         if (this.pass?.snapshot && !this.pass.fenceQueued) {
@@ -246,7 +310,9 @@ class Model {
         return;
       case 'finish':
         if (this.pass?.fenceDelivered) {
-          this.store.overwriteCounters(this.pass.snapshot!, this.pass.epoch);
+          if (this.pass.show === undefined)
+            this.store.overwriteCounters(this.pass.snapshot!, this.pass.epoch);
+          else this.store.seedShowBooked(this.pass.snapshot!, this.pass.epoch);
           this.pass = undefined;
         }
         return;
@@ -299,9 +365,17 @@ class Model {
     }
   }
 
-  readSnapshot(): Snapshot {
-    const rows: BookedRow[] = this.procs.map((p) => ({ ...p }));
-    return buildSnapshot(rows, this.capRows, 1);
+  /** SUM(proc) of every show, or of one show (a flip seed reads only its show). */
+  readSnapshot(show?: string): Snapshot {
+    const mine = <T extends { show: string }>(rows: T[]) =>
+      show === undefined ? rows : rows.filter((row) => row.show === show);
+    const rows: BookedRow[] = mine(this.procs).map((p) => ({ ...p }));
+    const caps: CapRows = {
+      subscriptions: mine(this.capRows.subscriptions),
+      folders: mine(this.capRows.folders),
+      jobs: mine(this.capRows.jobs),
+    };
+    return buildSnapshot(rows, caps, 1);
   }
 
   fullPass(): void {
@@ -341,8 +415,17 @@ function pick<T>(items: T[], index: number): T | undefined {
 
 describe('Store invariant under random interleavings (fast-check)', () => {
   it('never reads below SUM(proc) + in-flight, never admits over a cap, and converges', () => {
+    checkProperty(capsArb, fc.array(opArb, { maxLength: 250 }));
+  });
+
+  it('holds when flip seeds and late confirms race confirms (focused mix)', () => {
+    // Long runs (fast-check's default size keeps arrays to about ten steps).
+    checkProperty(roomyCapsArb, fc.array(flipArb, { minLength: 60, maxLength: 160 }));
+  });
+
+  function checkProperty(caps: fc.Arbitrary<Caps>, runs: fc.Arbitrary<Op[]>): void {
     fc.assert(
-      fc.property(capsArb, fc.array(opArb, { maxLength: 250 }), (caps, ops) => {
+      fc.property(caps, runs, (caps, ops) => {
         const model = new Model(caps);
         ops.forEach((op, i) => {
           model.run(op);
@@ -369,7 +452,7 @@ describe('Store invariant under random interleavings (fast-check)', () => {
       }),
       { numRuns: 400 },
     );
-  });
+  }
 
   it('would read below the truth if the overwrite did not wait for the fence (the model can fail)', () => {
     // Guards the test itself: skipping the fence must be caught by the invariant.
