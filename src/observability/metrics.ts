@@ -25,6 +25,12 @@ export class Metrics {
     help: 'In-flight bookings whose lease expired and were settled as a confirm.',
     registers: [this.registry],
   });
+  readonly lateSettlements = new Counter({
+    name: 'cueacct_late_settlements_total',
+    help: 'Confirms and rollbacks that broke the client contract: after the lease expired (lease_expired) or of a booking the daemon does not know (unknown_booking).',
+    labelNames: ['op', 'reason'] as const,
+    registers: [this.registry],
+  });
   /** Read at scrape time rather than set on every booking (it is on the hot path). */
   inflightSource: () => number = () => 0;
   readonly inflight: Gauge = new Gauge({

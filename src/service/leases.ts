@@ -20,7 +20,18 @@ export interface Lease {
   readonly expiresAt: number;
 }
 
-export type TakeResult = { lease: Lease } | { expired: true } | undefined;
+/** `expired`: the lease was settled by expiry; its booking is handed back once, for a late confirm. */
+export type TakeResult = { lease: Lease } | { expired: true; lease: Lease } | undefined;
+
+/**
+ * How long before its lease expires a client must have its proc row inserted (the booking's
+ * `insert_deadline`): room for the INSERT's commit and for clock skew, so the proc is
+ * committed before the lease settles and every later snapshot sees it. 10 s at the default
+ * 120 s lease; a quarter of shorter leases.
+ */
+export function insertMarginMs(leaseMs: number): number {
+  return Math.min(10_000, Math.floor(leaseMs / 4));
+}
 
 /** A queue slot: the lease while active, `undefined` once taken or expired. */
 type Slot = Lease | undefined;
@@ -33,8 +44,8 @@ export class LeaseBook {
   /** First slot not yet swept. */
   private head = 0;
   private activeCount = 0;
-  /** Recently expired sequence numbers (with when to forget them), so a late confirm hears why. */
-  private readonly expired = new Map<number, number>();
+  /** Recently expired leases by sequence number (with when to forget them), so a late confirm hears why. */
+  private readonly expired = new Map<number, { forgetAt: number; lease: Lease }>();
   /** Ids of a previous process never collide with ours. */
   private readonly prefix = `${randomBytes(4).toString('hex')}-`;
   private sequence = 0;
@@ -70,7 +81,10 @@ export class LeaseBook {
       }
       return undefined;
     }
-    return this.expired.has(seq) ? { expired: true } : undefined;
+    const expired = this.expired.get(seq);
+    if (expired === undefined) return undefined;
+    this.expired.delete(seq);
+    return { expired: true, lease: expired.lease };
   }
 
   /** Hand every lease that expired by `now` to `settle`; returns how many. */
@@ -83,7 +97,7 @@ export class LeaseBook {
         if (lease.expiresAt > now) break;
         queue[this.head] = undefined;
         this.activeCount--;
-        this.expired.set(this.base + this.head, now + this.leaseMs);
+        this.expired.set(this.base + this.head, { forgetAt: now + this.leaseMs, lease });
         this.head++;
         settle(lease);
         count++;
@@ -96,7 +110,7 @@ export class LeaseBook {
       this.base += this.head;
       this.head = 0;
     }
-    for (const [seq, forgetAt] of this.expired) {
+    for (const [seq, { forgetAt }] of this.expired) {
       if (forgetAt > now) break;
       this.expired.delete(seq);
     }

@@ -6,7 +6,14 @@
 import type { Logger } from 'pino';
 import type { Sql } from 'postgres';
 import pLimit from 'p-limit';
-import type { ConfirmResponse, RollbackResponse, StateResponse, StatusResponse } from '../api/types.js';
+import type {
+  ConfirmResponse,
+  DrainShowResponse,
+  RollbackResponse,
+  StateResponse,
+  StatusResponse,
+  UndrainShowResponse,
+} from '../api/types.js';
 import { buildCapSet, buildSnapshot } from '../core/boundary.js';
 import { Store } from '../core/store.js';
 import {
@@ -20,13 +27,14 @@ import { isOverCap } from '../core/vertex.js';
 import { capRows, managedShows, readAccounting, type NamedCapRows, type ShowRow } from '../db/queries.js';
 import { rewriteAccountingTables } from '../db/rewrite.js';
 import type { Metrics } from '../observability/metrics.js';
-import { LeaseBook } from './leases.js';
+import { ShowDrains } from './drain.js';
+import { LeaseBook, insertMarginMs } from './leases.js';
 import { Listener, type ListenerConnector, type ListenerHandlers } from './listener.js';
 import { PassRecord } from './pass-record.js';
 import { seedStore } from './seed.js';
 import { SingleFlightLoop } from './single-flight-loop.js';
 import { VertexNames, stateResponse } from './state-view.js';
-import type { BookResult, BookingService, StateQuery } from './types.js';
+import type { BookResult, BookingService, DrainTimeout, StateQuery } from './types.js';
 
 export interface ServiceConfig {
   version: string;
@@ -82,6 +90,9 @@ export class AccountingService implements BookingService {
   private readonly counters = { applied: 0, rejected: 0, not_managed: 0, lease_expired: 0 };
   /** Bookings in the same millisecond share one formatted expiry (formatting dominates a batch). */
   private lastExpiry = { ms: Number.NaN, text: '' };
+  private lastDeadline = { ms: Number.NaN, text: '' };
+  private readonly insertMarginMs: number;
+  private readonly drains = new ShowDrains();
 
   constructor(
     private readonly pool: Sql,
@@ -91,6 +102,7 @@ export class AccountingService implements BookingService {
     private readonly metrics: Metrics,
   ) {
     this.leases = new LeaseBook(config.leaseMs);
+    this.insertMarginMs = insertMarginMs(config.leaseMs);
     metrics.inflightSource = () => this.store.inflightCount;
     this.listener = new Listener(
       connectListener,
@@ -155,17 +167,21 @@ export class AccountingService implements BookingService {
       this.counters.not_managed++;
       return { result: 'not_managed' };
     }
+    const draining = this.drains.reasonFor(request.show);
+    if (draining !== undefined) return { result: 'show_draining', show: request.show, reason: draining };
     const outcome = this.store.book(request);
     if (outcome.result === 'limit_exceeded') {
       this.counters.rejected++;
       return outcome;
     }
     const lease = this.leases.add(outcome, Date.now());
+    this.drains.booked(request.show);
     this.counters.applied++;
     return {
       result: 'applied',
       booking: lease.id,
       lease_expires_at: this.expiryText(lease.expiresAt),
+      insert_deadline: this.deadlineText(lease.expiresAt - this.insertMarginMs),
     };
   }
 
@@ -174,28 +190,54 @@ export class AccountingService implements BookingService {
     return this.lastExpiry.text;
   }
 
+  private deadlineText(ms: number): string {
+    if (ms !== this.lastDeadline.ms) this.lastDeadline = { ms, text: new Date(ms).toISOString() };
+    return this.lastDeadline.text;
+  }
+
   /** Settles whatever the show's state: a booking applied before a flip still ends. */
   confirm(booking: string): ConfirmResponse {
     const taken = this.leases.take(booking);
-    if (taken === undefined) return { error: 'unknown_booking' };
-    if ('expired' in taken) return { error: 'lease_expired' };
+    if (taken === undefined) return this.late('confirm', 'unknown_booking');
+    if ('expired' in taken) {
+      // The client broke the contract: its proc may have been committed after a recompute
+      // already dropped the expired booking. Count it again (an over-count at worst).
+      this.store.recountLate(taken.lease.booking);
+      return this.late('confirm', 'lease_expired');
+    }
     this.store.confirm(taken.lease.booking);
+    this.drains.settled(showOf(taken.lease.booking));
     this.metrics.settlements.inc({ how: 'confirmed' });
     return { result: 'confirmed' };
   }
 
   rollback(booking: string): RollbackResponse {
     const taken = this.leases.take(booking);
-    if (taken === undefined) return { error: 'unknown_booking' };
-    if ('expired' in taken) return { error: 'lease_expired' };
+    if (taken === undefined) return this.late('rollback', 'unknown_booking');
+    // Settled by expiry, it stays counted until a snapshot shows there is no proc: nothing to undo.
+    if ('expired' in taken) return this.late('rollback', 'lease_expired');
     this.store.rollback(taken.lease.booking);
+    this.drains.settled(showOf(taken.lease.booking));
     this.metrics.settlements.inc({ how: 'rolled_back' });
     return { result: 'rolled_back' };
   }
 
+  /** A settlement that broke the client contract: counted for alerting, answered as an error. */
+  private late<E extends 'unknown_booking' | 'lease_expired'>(
+    op: 'confirm' | 'rollback',
+    reason: E,
+  ): { error: E } {
+    this.metrics.lateSettlements.inc({ op, reason });
+    this.logger.debug({ op, reason }, 'settlement outside the client contract');
+    return { error: reason };
+  }
+
   /** Expired in-flight bookings settle as a confirm would: SPEC §1 "Booking leases". */
   expireLeases(now = Date.now()): number {
-    const expired = this.leases.sweep(now, (lease) => this.store.confirm(lease.booking));
+    const expired = this.leases.sweep(now, (lease) => {
+      this.store.confirm(lease.booking);
+      this.drains.settled(showOf(lease.booking));
+    });
     if (expired > 0) {
       this.counters.lease_expired += expired;
       this.metrics.leaseExpired.inc(expired);
@@ -203,6 +245,25 @@ export class AccountingService implements BookingService {
       this.logger.warn({ expired }, 'booking leases expired; settled as confirmed');
     }
     return expired;
+  }
+
+  // ---- flip to Cuebot ---------------------------------------------------------------------
+
+  /** Phase one of `flip-show --to cuebot`: see {@link ShowDrains}. */
+  async drainShow(show: string, timeoutMs: number): Promise<DrainShowResponse | DrainTimeout> {
+    const outcome = await this.drains.drain(show, 'flipping to cuebot', timeoutMs);
+    if (!outcome.drained) {
+      this.logger.warn({ show, inflight: outcome.inflight }, 'show drain timed out; drain lifted');
+      return { error: 'drain_timeout', show, inflight: outcome.inflight };
+    }
+    this.logger.info({ show, ms: Math.round(outcome.waitedMs) }, 'show drained: nothing in flight');
+    return { result: 'drained', show, waited_ms: Math.round(outcome.waitedMs) };
+  }
+
+  undrainShow(show: string): UndrainShowResponse {
+    const lifted = this.drains.lift(show);
+    if (lifted) this.logger.info({ show }, 'show drain lifted');
+    return { result: lifted ? 'lifted' : 'not_draining', show };
   }
 
   // ---- passes ---------------------------------------------------------------------------
@@ -282,6 +343,8 @@ export class AccountingService implements BookingService {
     for (const id of [...this.managed.keys()]) {
       if (!wanted.has(id)) {
         this.managed.delete(id);
+        // Flipped: a drain held for the flip has done its job.
+        this.drains.lift(id);
         this.logger.info({ show: id }, 'show no longer scheduler-managed; bookings answer not_managed');
       }
     }
@@ -457,10 +520,16 @@ export class AccountingService implements BookingService {
       inflight: this.store.inflightCount,
       managed_shows: [...this.managed].map(([id, name]) => ({ id, name })),
       deferred_shows: [...this.deferred].map(([id, error]) => ({ id, error })),
+      draining_shows: this.drains.list(),
       bookings: { ...this.counters },
       counts: this.counts(),
     };
   }
+}
+
+/** A booking's show: its subscription vertex always has one. */
+function showOf(booking: { subscription: { show: string | undefined } }): string {
+  return booking.subscription.show ?? '';
 }
 
 function isoOrNull(ms: number | null): string | null {
