@@ -13,7 +13,8 @@ import { ExitCode } from '../cli/exit-codes.js';
 import { CliError, problemError, unreachableError } from '../cli/errors.js';
 import { formatMs, plural } from './format.js';
 
-export type DrainReport = { daemon: string; waited_ms: number } | { daemon: string; skipped: 'no daemon listening' };
+export type DrainReport =
+  { daemon: string; waited_ms: number } | { daemon: string; skipped: 'no daemon listening' };
 
 interface Show {
   id: string;
@@ -24,7 +25,11 @@ interface Show {
 const ANSWER_SLACK_MS = 15_000;
 
 /** Ask the daemon to drain the show; resolves when nothing of it is in flight. */
-export async function drainForFlip(daemon: DaemonClient, show: Show, timeoutMs: number): Promise<DrainReport> {
+export async function drainForFlip(
+  daemon: DaemonClient,
+  show: Show,
+  timeoutMs: number,
+): Promise<DrainReport> {
   let response;
   try {
     response = await daemon.request<{ error?: string; inflight?: number; waited_ms?: number }>(

@@ -41,7 +41,9 @@ async function managed(show: string): Promise<boolean> {
 }
 
 async function subscriptionCores(show: string): Promise<number> {
-  const [row] = await db.sql<{ cores: number }[]>`SELECT int_cores AS cores FROM subscription WHERE pk_show = ${show}`;
+  const [row] = await db.sql<
+    { cores: number }[]
+  >`SELECT int_cores AS cores FROM subscription WHERE pk_show = ${show}`;
   return row!.cores;
 }
 
@@ -52,7 +54,12 @@ async function sumProc(show: string): Promise<number> {
 }
 
 async function managedFarm(name: string): Promise<NamedFarm> {
-  const farm = await createNamedFarm(db.sql, { show: name, managed: true, burst: 10, procs: [{ centicores: 200 }] });
+  const farm = await createNamedFarm(db.sql, {
+    show: name,
+    managed: true,
+    burst: 10,
+    procs: [{ centicores: 200 }],
+  });
   await api(daemon, 'POST', '/v1/admin/refresh-shows');
   return farm;
 }
@@ -87,13 +94,19 @@ describe('flip-show --to cuebot with bookings in flight', () => {
     const r = await flipping;
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(
-      new RegExp(`^The daemon at ${daemon.url} drained show drainshow: no booking in flight \\(waited [\\d.]+ (µs|ms|s)\\)\\.$`, 'm'),
+      new RegExp(
+        `^The daemon at ${daemon.url} drained show drainshow: no booking in flight \\(waited [\\d.]+ (µs|ms|s)\\)\\.$`,
+        'm',
+      ),
     );
     expect(await managed(farm.show)).toBe(false);
     expect(await sumProc(farm.show)).toBe(500);
     expect(await subscriptionCores(farm.show)).toBe(500);
     // The daemon dropped the show and its drain with it.
-    await waitFor(async () => !(await draining(farm.show)), { timeoutMs: 30_000, message: 'the drain to go' });
+    await waitFor(async () => !(await draining(farm.show)), {
+      timeoutMs: 30_000,
+      message: 'the drain to go',
+    });
     expect((await api(daemon, 'POST', '/v1/book', booking(farm, 1))).body).toEqual({ result: 'not_managed' });
   });
 
@@ -118,7 +131,12 @@ describe('flip-show --to cuebot with bookings in flight', () => {
   });
 
   it('with no daemon listening nothing can be in flight: the flip goes ahead without a drain', async () => {
-    await createNamedFarm(db.sql, { show: 'nodaemon', managed: true, burst: 10, procs: [{ centicores: 200 }] });
+    await createNamedFarm(db.sql, {
+      show: 'nodaemon',
+      managed: true,
+      burst: 10,
+      procs: [{ centicores: 200 }],
+    });
     const port = await closedPort();
     const r = await flip('nodaemon', '--to', 'cuebot', '--yes', '--daemon', `http://127.0.0.1:${port}`);
     expect(r.code, r.stderr).toBe(0);

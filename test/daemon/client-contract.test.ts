@@ -26,7 +26,14 @@ afterAll(async () => {
 });
 
 const book = (f: NamedFarm, cores: number) =>
-  api(daemon, 'POST', '/v1/book', { show: f.show, alloc: f.alloc, folder: f.folder, job: f.job, cores, gpus: 0 });
+  api(daemon, 'POST', '/v1/book', {
+    show: f.show,
+    alloc: f.alloc,
+    folder: f.folder,
+    job: f.job,
+    cores,
+    gpus: 0,
+  });
 
 async function farmOf(name: string, procs: { centicores: number }[] = []): Promise<NamedFarm> {
   const farm = await createNamedFarm(db.sql, { show: name, managed: true, burst: 10, procs });
@@ -49,7 +56,9 @@ async function sumProc(f: NamedFarm): Promise<number> {
 
 async function lateSettlements(op: string, reason: string): Promise<number> {
   const text = (await api(daemon, 'GET', '/metrics')).body as string;
-  const line = text.split('\n').find((l) => l.startsWith(`cueacct_late_settlements_total{op="${op}",reason="${reason}"}`));
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith(`cueacct_late_settlements_total{op="${op}",reason="${reason}"}`));
   return line === undefined ? 0 : Number(line.split(' ').pop());
 }
 

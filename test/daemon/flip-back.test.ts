@@ -87,7 +87,10 @@ describe('flip back within a lease (the flip seed races a confirm)', () => {
         cores: 5,
         gpus: 0,
       }),
-    ).toEqual({ status: 409, body: { result: 'limit_exceeded', table: 'subscription', current: 6, limit: 10 } });
+    ).toEqual({
+      status: 409,
+      body: { result: 'limit_exceeded', table: 'subscription', current: 6, limit: 10 },
+    });
 
     // The next recompute sees the proc: still exactly 6 (the carried confirm is not kept twice).
     await api(daemon, 'POST', '/v1/admin/recompute');
