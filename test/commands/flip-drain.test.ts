@@ -17,6 +17,11 @@ let daemon: Daemon;
 beforeAll(async () => {
   db = await createTestDatabase();
   daemon = await startDaemon({ databaseUrl: db.url, args: QUIET_DAEMON });
+  // "listening" comes before the bootstrap ends: wait for it, so no seed races the fixtures.
+  await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, {
+    timeoutMs: 30_000,
+    message: 'the daemon to be ready',
+  });
 });
 afterAll(async () => {
   await daemon?.stop();
@@ -56,10 +61,12 @@ async function sumProc(show: string): Promise<number> {
 async function managedFarm(name: string): Promise<NamedFarm> {
   const farm = await createNamedFarm(db.sql, {
     show: name,
-    managed: true,
+    managed: false,
     burst: 10,
     procs: [{ centicores: 200 }],
   });
+  // Made managed only once complete: a seed racing the fixture's inserts would see no subscription.
+  await db.sql`UPDATE show SET b_scheduler_managed = true WHERE pk_show = ${farm.show}`;
   await api(daemon, 'POST', '/v1/admin/refresh-shows');
   return farm;
 }

@@ -19,6 +19,11 @@ let daemon: Daemon;
 beforeAll(async () => {
   db = await createTestDatabase();
   daemon = await startDaemon({ databaseUrl: db.url, args: [...QUIET_DAEMON, '--lease', '3'] });
+  // "listening" comes before the bootstrap ends: wait for it, so no seed races the fixtures.
+  await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, {
+    timeoutMs: 30_000,
+    message: 'the daemon to be ready',
+  });
 });
 afterAll(async () => {
   await daemon?.stop();
@@ -36,7 +41,9 @@ const book = (f: NamedFarm, cores: number) =>
   });
 
 async function farmOf(name: string, procs: { centicores: number }[] = []): Promise<NamedFarm> {
-  const farm = await createNamedFarm(db.sql, { show: name, managed: true, burst: 10, procs });
+  const farm = await createNamedFarm(db.sql, { show: name, managed: false, burst: 10, procs });
+  // Made managed only once complete: a seed racing the fixture's inserts would see no subscription.
+  await db.sql`UPDATE show SET b_scheduler_managed = true WHERE pk_show = ${farm.show}`;
   await api(daemon, 'POST', '/v1/admin/refresh-shows');
   return farm;
 }

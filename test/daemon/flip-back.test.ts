@@ -22,6 +22,11 @@ let daemon: Daemon;
 beforeAll(async () => {
   db = await createTestDatabase();
   daemon = await startDaemon({ databaseUrl: db.url, args: QUIET_DAEMON });
+  // "listening" comes before the bootstrap ends: wait for it, so no seed races the fixtures.
+  await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, {
+    timeoutMs: 30_000,
+    message: 'the daemon to be ready',
+  });
 });
 afterAll(async () => {
   await daemon?.stop();
@@ -40,7 +45,9 @@ async function flipTo(show: string, managed: boolean): Promise<void> {
 
 describe('flip back within a lease (the flip seed races a confirm)', () => {
   it('carries a confirm that lands while the seed snapshot is read; a booking past the burst is refused', async () => {
-    const farm = await createNamedFarm(db.sql, { show: 'flipback', managed: true, burst: 10 });
+    const farm = await createNamedFarm(db.sql, { show: 'flipback', managed: false, burst: 10 });
+    // Made managed only once complete: a seed racing the fixture's inserts would see no subscription.
+    await db.sql`UPDATE show SET b_scheduler_managed = true WHERE pk_show = ${farm.show}`;
     await api(daemon, 'POST', '/v1/admin/refresh-shows');
     const inFlight = await api(daemon, 'POST', '/v1/book', {
       show: farm.show,
