@@ -420,10 +420,10 @@ describe('Store invariant under random interleavings (fast-check)', () => {
 
   it('holds when flip seeds and late confirms race confirms (focused mix)', () => {
     // Long runs (fast-check's default size keeps arrays to about ten steps).
-    checkProperty(roomyCapsArb, fc.array(flipArb, { minLength: 60, maxLength: 160 }));
+    checkProperty(roomyCapsArb, fc.array(flipArb, { minLength: 40, maxLength: 120 }), 200);
   });
 
-  function checkProperty(caps: fc.Arbitrary<Caps>, runs: fc.Arbitrary<Op[]>): void {
+  function checkProperty(caps: fc.Arbitrary<Caps>, runs: fc.Arbitrary<Op[]>, numRuns = 400): void {
     fc.assert(
       fc.property(caps, runs, (caps, ops) => {
         const model = new Model(caps);
@@ -450,7 +450,7 @@ describe('Store invariant under random interleavings (fast-check)', () => {
           expect({ cores, gpus }, v.name).toEqual(model.sumProc(v.match));
         }
       }),
-      { numRuns: 400 },
+      { numRuns },
     );
   }
 
