@@ -171,4 +171,49 @@ describe('flip-show --to cuebot with bookings in flight', () => {
       'not_draining',
     );
   });
+  it('refuses (rolled back) when the daemon no longer holds the drain at commit, or became unreachable', async () => {
+    // Hold the show row so the command stops in its flip transaction after the drain answered.
+    async function flipHeldAtLock(farm: NamedFarm, url: string, meanwhile: () => Promise<unknown>) {
+      let result!: Awaited<ReturnType<typeof flip>>;
+      await db.sql.begin(async (hold) => {
+        await hold`SELECT 1 FROM show WHERE pk_show = ${farm.show} FOR UPDATE`;
+        const flipping = flip(farm.showName, '--to', 'cuebot', '--yes', '--daemon', url, '--timeout', '30');
+        await waitFor(
+          async () => {
+            const [row] = await db.sql<{ n: number }[]>`
+              SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE application_name = 'cueacct-flip-show' AND wait_event_type = 'Lock'`;
+            return row!.n > 0;
+          },
+          { timeoutMs: 30_000, message: 'the flip to wait on the show row' },
+        );
+        await meanwhile();
+        void flipping.then((r) => (result = r));
+      });
+      await waitFor(() => result !== undefined, { timeoutMs: 60_000, message: 'the flip to end' });
+      return result;
+    }
+
+    // A daemon restarted since the drain holds none (lifted here by hand to stand for it).
+    const farm = await managedFarm('forgotdrain');
+    const forgot = await flipHeldAtLock(farm, daemon.url, () =>
+      api(daemon, 'POST', '/v1/admin/undrain-show', { show: farm.show }),
+    );
+    expect(forgot.code).toBe(1);
+    expect(oneLine(forgot.stderr)).toBe(
+      `cueacct flip-show: the daemon at ${daemon.url} no longer holds the drain of show forgotdrain (restarted?): not flipped (rolled back)`,
+    );
+    expect(await managed(farm.show)).toBe(true);
+    expect(await subscriptionCores(farm.show)).toBe(0);
+
+    // A daemon that stops answering after the drain (last test: it stops the file's daemon).
+    const gone = await flipHeldAtLock(farm, daemon.url, () => daemon.stop());
+    expect(gone.code).toBe(3);
+    expect(oneLine(gone.stderr)).toMatch(
+      new RegExp(
+        `^cueacct flip-show: the daemon at ${daemon.url} became unreachable after draining show forgotdrain: not flipped \\(rolled back\\)`,
+      ),
+    );
+    expect(await managed(farm.show)).toBe(true);
+  });
 });
