@@ -15,10 +15,17 @@ The flip is one transaction: show.b_scheduler_managed is set with pg_notify('acc
 daemon picks it up at once. Flipping back to cuebot first rewrites that show's PostgreSQL accounting tables from \
 SUM(proc) in the same transaction, so the legacy path resumes on exact numbers.
 
+Flipping to cuebot is two-phase: first the daemon (--daemon) stops taking bookings of the show (they answer 409 \
+show_draining) and waits until none is in flight — each confirmed, rolled back or expired — for at most --timeout \
+seconds; then the rewrite and the flag commit in one transaction, only while the daemon still holds the drain. If the \
+show cannot drain in time the flip is refused (exit 1), the drain is lifted and the show stays managed. When nothing \
+listens at the daemon address no booking can be in flight, and the flip goes ahead without a drain; a daemon that \
+stops answering midway refuses the flip (exit 3).
+
 --wait waits until the daemon reports the flip published (at most --timeout seconds) and says how long it took.
 
-Exit codes: 0 flipped (or nothing to change), 1 the daemon did not publish the flip in time or the flip was \
-cancelled, 2 usage or configuration error (unknown show, no terminal to confirm on), 3 database or daemon \
+Exit codes: 0 flipped (or nothing to change), 1 the show did not drain in time, the daemon did not publish the flip \
+in time or the flip was cancelled, 2 usage or configuration error (unknown show, no terminal to confirm on), 3 database or daemon \
 unreachable.`;
 
   static override examples = [
@@ -51,7 +58,12 @@ unreachable.`;
     'dry-run': Flags.boolean({ summary: 'Show what would change; change nothing.', default: false }),
     yes: Flags.boolean({ char: 'y', summary: 'Do not ask for confirmation.', default: false }),
     wait: Flags.boolean({ summary: 'Wait until the daemon reports the flip published.', default: false }),
-    timeout: secondsFlag({ summary: 'How long --wait waits, in seconds.', default: 60, min: 1 }),
+    timeout: secondsFlag({
+      summary: 'How long the drain (--to cuebot) and --wait each wait, in seconds.',
+      default: 60,
+      min: 1,
+      max: 600,
+    }),
     'core-multiplier': coreMultiplierFlag,
     json: jsonFlag,
   };

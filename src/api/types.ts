@@ -7,8 +7,16 @@ import type { DriftReport, LimitTable, VertexKind } from '../core/types.js';
 export const API_PREFIX = '/v1';
 
 export type BookResponse =
-  | { result: 'applied'; booking: string; lease_expires_at: string }
+  | {
+      result: 'applied';
+      booking: string;
+      lease_expires_at: string;
+      /** The client contract (docs/api.md): never insert the proc row after this instant. */
+      insert_deadline: string;
+    }
   | { result: 'not_managed' }
+  /** The show is being flipped to Cuebot (409): book elsewhere or retry after the flip. */
+  | { result: 'show_draining'; show: string; reason: string }
   | { result: 'limit_exceeded'; table: LimitTable; current: number; limit: number };
 
 /**
@@ -27,6 +35,19 @@ export type BookRefusal =
 
 export type ConfirmResponse = { result: 'confirmed' } | { error: 'unknown_booking' | 'lease_expired' };
 export type RollbackResponse = { result: 'rolled_back' } | { error: 'unknown_booking' | 'lease_expired' };
+
+/** `POST /v1/admin/drain-show`: 200 when nothing of the show is in flight any more. */
+export interface DrainShowResponse {
+  result: 'drained';
+  show: string;
+  waited_ms: number;
+}
+
+/** `POST /v1/admin/undrain-show`. */
+export interface UndrainShowResponse {
+  result: 'lifted' | 'not_draining';
+  show: string;
+}
 
 export interface ErrorResponse {
   error: string;
@@ -148,6 +169,8 @@ export interface StatusResponse {
   managed_shows: { id: string; name: string | null }[];
   /** Shows marked managed in the database whose seed failed; retried every refresh. */
   deferred_shows: { id: string; error: string }[];
+  /** Shows whose bookings answer `show_draining` (a flip to Cuebot in progress). */
+  draining_shows?: { id: string; reason: string }[];
   bookings: { applied: number; rejected: number; not_managed: number; lease_expired: number };
   counts: Record<VertexKind, number>;
 }

@@ -15,7 +15,7 @@ import type {
 import { Vertex, type VertexView } from './vertex.js';
 import { MAX_BOOKING_CORES, MAX_BOOKING_GPUS } from './booking-range.js';
 
-type BookingState = 'in_flight' | 'confirmed' | 'rolled_back';
+type BookingState = 'in_flight' | 'confirmed' | 'rolled_back' | 'recounted';
 
 /**
  * An applied booking. It holds its vertices directly, so confirm and rollback need no
@@ -223,12 +223,7 @@ export class Store {
    * Keys missing from the snapshot keep their live value. Returns the drift found.
    */
   overwriteCounters(snapshot: Snapshot, epoch: number): DriftReport {
-    if (epoch !== this.currentEpoch - 1) {
-      // Two passes interleaved would clear a bucket that still holds unseen confirms.
-      throw new Error(
-        `overwriteCounters: epoch ${epoch} is not the one the last beginRecompute returned (${this.currentEpoch - 1})`,
-      );
-    }
+    this.assertLatestEpoch('overwriteCounters', epoch);
     const carried = (this.currentEpoch & 1) as 0 | 1;
     const report: DriftReport = { subscription: emptyDrift(), folder: emptyDrift(), job: emptyDrift() };
     const present = new Set<Vertex>();
@@ -309,18 +304,56 @@ export class Store {
   }
 
   /**
-   * Set the live counters of a newly managed show from its snapshot. No epoch bump and no
-   * bucket change. A booking still in flight on one of its keys (possible only when a show
-   * flips away and back within one lease) is kept on top, never erased.
+   * Set the live counters of the keys in the snapshot (a newly managed show, the bootstrap)
+   * exactly as a recompute overwrites them: `snapshot + in flight + settled since
+   * beginRecompute`. The caller calls `beginRecompute()` before reading the snapshot and
+   * passes its epoch: a booking of the show still in flight (the show flipped away and back
+   * within one lease) that is confirmed while the snapshot is read lands in the new bucket and
+   * is carried, never erased. Seeds and recomputes must be single-flight together (the epoch
+   * check refuses an interleaving). Only the seeded keys drop their older bucket (their
+   * snapshot saw it); other keys keep it until the next recompute clears it, an over-count
+   * of at most one more pass.
    */
-  seedShowBooked(snapshot: Snapshot): void {
+  seedShowBooked(snapshot: Snapshot, epoch: number): void {
+    this.assertLatestEpoch('seedShowBooked', epoch);
+    const carried = (this.currentEpoch & 1) as 0 | 1;
+    const seen = (carried ^ 1) as 0 | 1;
+    const ignored = emptyDrift();
+    const seedOne = (vertex: Vertex, totals: SubscriptionTotals | NodeTotals): void => {
+      overwrite(vertex, totals, carried, ignored);
+      vertex.clearSettled(seen);
+    };
     for (const totals of snapshot.subscriptions) {
-      seed(this.subscriptionVertex(totals.show, totals.alloc), totals);
+      seedOne(this.subscriptionVertex(totals.show, totals.alloc), totals);
     }
     for (const totals of snapshot.folders)
-      seed(this.nodeVertex(this.folders, 'folder', totals.id, totals.show), totals);
-    for (const totals of snapshot.jobs)
-      seed(this.nodeVertex(this.jobs, 'job', totals.id, totals.show), totals);
+      seedOne(this.nodeVertex(this.folders, 'folder', totals.id, totals.show), totals);
+    for (const totals of snapshot.jobs) {
+      const job = this.nodeVertex(this.jobs, 'job', totals.id, totals.show);
+      seedOne(job, totals);
+      if (totals.folder !== undefined) this.followSnapshotFolder(job, totals.folder, totals);
+    }
+  }
+
+  /**
+   * A confirm that arrived after its lease expired: the client broke the protocol, and its
+   * proc may have been committed after a recompute already dropped the expired booking. Count
+   * the booking again as a confirm landing now: live += delta, settled in the current bucket,
+   * so the next overwrite carries it if its snapshot misses the proc. When a snapshot already
+   * saw the proc this is an over-count, healed by the next-but-one recompute; it is never an
+   * under-count. Only a booking settled by expiry (state `confirmed`), and only once.
+   */
+  recountLate(booking: Booking): boolean {
+    if (booking.state !== 'confirmed') return false;
+    booking.state = 'recounted';
+    const bucket = (this.currentEpoch & 1) as 0 | 1;
+    const { cores, gpus } = booking;
+    for (const vertex of [booking.subscription, booking.folder, booking.job]) {
+      vertex.cores += cores;
+      vertex.gpus += gpus;
+      vertex.addSettled(bucket, cores, gpus);
+    }
+    return true;
   }
 
   // ---- caps -----------------------------------------------------------------------------
@@ -436,6 +469,15 @@ export class Store {
 
   // ---- internals ------------------------------------------------------------------------
 
+  private assertLatestEpoch(caller: string, epoch: number): void {
+    if (epoch !== this.currentEpoch - 1) {
+      // Two passes interleaved would clear a bucket that still holds unseen confirms.
+      throw new Error(
+        `${caller}: epoch ${epoch} is not the one the last beginRecompute returned (${this.currentEpoch - 1})`,
+      );
+    }
+  }
+
   private *allVertices(): IterableIterator<Vertex> {
     for (const byAlloc of this.subscriptions.values()) yield* byAlloc.values();
     yield* this.folders.values();
@@ -540,9 +582,4 @@ function overwrite(
   }
   vertex.cores = cores;
   vertex.gpus = gpus;
-}
-
-function seed(vertex: Vertex, totals: SubscriptionTotals | NodeTotals): void {
-  vertex.cores = totals.cores + vertex.inflightCores;
-  vertex.gpus = totals.gpus + vertex.inflightGpus;
 }

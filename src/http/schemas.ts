@@ -142,6 +142,30 @@ export function parseBook(body: unknown): ValidationResult<BookingRequest> {
   return empty === undefined ? parsed : { ok: false, message: empty };
 }
 
+/** Longest a `POST /v1/admin/drain-show` may wait (10 minutes: a lease is 2 by default). */
+export const MAX_DRAIN_TIMEOUT_MS = 600_000;
+
+const drainShowSchema = z.strictObject({
+  show: id(),
+  timeout_ms: z
+    .int({ error: (iss) => (iss.input === undefined ? 'missing' : `expected an integer${got(iss.input)}`) })
+    .min(0, { error: (iss) => `expected an integer from 0 to ${MAX_DRAIN_TIMEOUT_MS}${got(iss.input)}` })
+    .max(MAX_DRAIN_TIMEOUT_MS, {
+      error: (iss) => `expected an integer from 0 to ${MAX_DRAIN_TIMEOUT_MS}${got(iss.input)}`,
+    }),
+});
+const undrainShowSchema = z.strictObject({ show: id() });
+
+/** `{show, timeout_ms}` for `POST /v1/admin/drain-show` (show: its pk_show). */
+export function parseDrainShow(body: unknown): ValidationResult<{ show: string; timeout_ms: number }> {
+  return check(drainShowSchema, body);
+}
+
+/** `{show}` for `POST /v1/admin/undrain-show`. */
+export function parseUndrainShow(body: unknown): ValidationResult<{ show: string }> {
+  return check(undrainShowSchema, body);
+}
+
 /** `{booking}` for `POST /v1/confirm` and `/v1/rollback`. */
 export function parseSettle(body: unknown): ValidationResult<{ booking: string }> {
   return check(settleSchema, body);

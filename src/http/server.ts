@@ -22,7 +22,15 @@ import type { BookingRequest, LimitTable } from '../core/types.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { BookingService, BookResult } from '../service/types.js';
 import { bearerChecker } from './auth.js';
-import { MAX_BATCH_OPS, parseBatch, parseBook, parseSettle, parseStateQuery } from './schemas.js';
+import {
+  MAX_BATCH_OPS,
+  parseBatch,
+  parseBook,
+  parseDrainShow,
+  parseSettle,
+  parseStateQuery,
+  parseUndrainShow,
+} from './schemas.js';
 import { parseVertexQuery } from './vertex-query.js';
 
 export { MAX_BATCH_OPS } from './schemas.js';
@@ -95,6 +103,7 @@ class BookTally {
   applied = 0;
   notManaged = 0;
   notReady = 0;
+  draining = 0;
   readonly limit = new Map<LimitTable, number>();
   /** Refusals before any cap check (unknown key, wrong path, resolving), by error. */
   readonly refused = new Map<string, number>();
@@ -123,10 +132,14 @@ function bookEntry(result: BookResult, tally: BookTally): BatchEntry {
         result: 'applied',
         booking: result.booking,
         lease_expires_at: result.lease_expires_at,
+        insert_deadline: result.insert_deadline,
       };
     case 'not_managed':
       tally.notManaged++;
       return { status: 200, result: 'not_managed' };
+    case 'show_draining':
+      tally.draining++;
+      return { status: 409, result: 'show_draining', show: result.show, reason: result.reason };
     case 'limit_exceeded':
       tally.limit.set(result.table, (tally.limit.get(result.table) ?? 0) + 1);
       return {
@@ -228,6 +241,8 @@ class ApiServer implements HttpServer {
         '/v1/admin/refresh-shows',
         { method: 'POST', handler: (req, res) => this.admin(req, res, 'refreshShows') },
       ],
+      ['/v1/admin/drain-show', { method: 'POST', handler: (req, res) => this.drainShow(req, res) }],
+      ['/v1/admin/undrain-show', { method: 'POST', handler: (req, res) => this.undrainShow(req, res) }],
       ['/readyz', { method: 'GET', handler: (req, res) => this.readyz(req, res) }],
       ['/metrics', { method: 'GET', handler: (req, res) => this.metricsText(req, res) }],
     ]);
@@ -521,6 +536,45 @@ class ApiServer implements HttpServer {
     this.send(req, res, 200, { result: 'done', duration_ms: Math.round(performance.now() - started) });
   }
 
+  /** Phase one of a flip to Cuebot: answers when nothing of the show is in flight, or 409 `drain_timeout`. */
+  private async drainShow(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await this.readJson(req, res);
+    if (body === undefined) return;
+    const parsed = parseDrainShow(body);
+    if (!parsed.ok) {
+      this.badRequest(req, res, parsed.message);
+      return;
+    }
+    if (this.service.drainShow === undefined) {
+      this.send(req, res, 404, { error: 'not_found' });
+      return;
+    }
+    const result = await this.service.drainShow(parsed.value.show, parsed.value.timeout_ms);
+    if ('error' in result) {
+      this.send(req, res, 409, {
+        ...result,
+        message: `${result.inflight} booking(s) of show ${result.show} still in flight after ${parsed.value.timeout_ms} ms; drain lifted`,
+      });
+      return;
+    }
+    this.send(req, res, 200, result);
+  }
+
+  private async undrainShow(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await this.readJson(req, res);
+    if (body === undefined) return;
+    const parsed = parseUndrainShow(body);
+    if (!parsed.ok) {
+      this.badRequest(req, res, parsed.message);
+      return;
+    }
+    if (this.service.undrainShow === undefined) {
+      this.send(req, res, 404, { error: 'not_found' });
+      return;
+    }
+    this.send(req, res, 200, this.service.undrainShow(parsed.value.show));
+  }
+
   private readyz(req: IncomingMessage, res: ServerResponse): void {
     if (this.service.ready) this.send(req, res, 200, { status: 'ready' });
     else this.send(req, res, 503, { error: 'not_ready' });
@@ -713,6 +767,7 @@ class ApiServer implements HttpServer {
     if (tally.notManaged > 0) bookings.inc({ result: 'not_managed', table: '' }, tally.notManaged);
     if (tally.notReady > 0) bookings.inc({ result: 'not_ready', table: '' }, tally.notReady);
     for (const [error, n] of tally.refused) bookings.inc({ result: error, table: '' }, n);
+    if (tally.draining > 0) bookings.inc({ result: 'show_draining', table: '' }, tally.draining);
     if (tally.limit.size > 0) {
       for (const table of BOOK_TABLES) {
         const n = tally.limit.get(table);

@@ -35,6 +35,12 @@ export class Metrics {
     help: 'Reads of booking keys the store did not know (new jobs, folders, subscriptions; moved jobs).',
     registers: [this.registry],
   });
+  readonly lateSettlements = new Counter({
+    name: 'cueacct_late_settlements_total',
+    help: 'Confirms and rollbacks that broke the client contract: after the lease expired (lease_expired) or of a booking the daemon does not know (unknown_booking).',
+    labelNames: ['op', 'reason'] as const,
+    registers: [this.registry],
+  });
   /** Read at scrape time rather than set on every booking (it is on the hot path). */
   inflightSource: () => number = () => 0;
   readonly inflight: Gauge = new Gauge({

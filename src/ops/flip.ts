@@ -9,6 +9,10 @@
  * `b_scheduler_managed` is set with `acct_managed_change` (`setShowManaged`) so a running
  * daemon refreshes its managed set at once. `--wait` polls the daemon until it reports the
  * show published (or removed).
+ *
+ * `--to cuebot` is two-phase (flip-drain.ts): the daemon first drains the show (no new
+ * bookings, none in flight, bounded by `--timeout`), and the transaction commits only while
+ * the daemon still holds that drain. A drain that times out refuses the flip (exit 1).
  */
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,6 +27,7 @@ import { setShowManaged } from '../db/notify.js';
 import { findShow } from '../db/queries.js';
 import { ACCOUNTING_TABLES, rewriteAccountingTablesIn, type RewriteReport } from '../db/rewrite.js';
 import { daemonClient, openDatabase } from './connect.js';
+import { assertStillDrained, drainForFlip, liftDrain, type DrainReport } from './flip-drain.js';
 import { formatMs, plural, round3 } from './format.js';
 import { unknownShow } from './seed.js';
 import { renderVertexTables, runSeed, type SeedReport } from './seed-report.js';
@@ -66,6 +71,8 @@ export interface FlipResult {
   rewritten: RewriteReport | null;
   /** Duration of the flip transaction. */
   flip_ms: number | null;
+  /** `--to cuebot`: the daemon's drain of the show before the flip (or why there was none). */
+  drain: DrainReport | null;
   /** `--wait`: how long until the daemon reported the show published (or removed). */
   wait: { daemon: string; ms: number } | null;
 }
@@ -91,6 +98,7 @@ export async function flipShow(options: FlipOptions, io: FlipIo | undefined): Pr
       pending_rewrite: pending,
       rewritten: null,
       flip_ms: null,
+      drain: null,
       wait: null,
     };
     io?.print(renderPlan(result));
@@ -103,8 +111,32 @@ export async function flipShow(options: FlipOptions, io: FlipIo | undefined): Pr
       if (!options.yes) await confirmOrRefuse(io, show.name, options.to);
       // Check the daemon answers before changing anything we would then wait for.
       if (daemon !== undefined) await daemon.status();
+      const drainer =
+        options.to === 'cuebot' ? (daemon ?? daemonClient(options.daemonUrl, options.token)) : undefined;
+      let drained = false;
+      if (drainer !== undefined) {
+        result.drain = await drainForFlip(drainer, show, options.timeoutMs);
+        drained = 'waited_ms' in result.drain;
+        io?.print(renderDrain(result.drain, show.name));
+      }
       const started = performance.now();
-      const flipped = await executeFlip(db.sql, show.id, options.to);
+      let flipped: Awaited<ReturnType<typeof executeFlip>>;
+      try {
+        flipped = await executeFlip(
+          db.sql,
+          show.id,
+          options.to,
+          drained ? () => assertStillDrained(drainer!, show) : undefined,
+        );
+      } catch (error) {
+        const warning = drained ? await liftDrain(drainer!, show) : undefined;
+        if (warning !== undefined && error instanceof Error) error.message += `; ${warning}`;
+        throw error;
+      } finally {
+        if (drainer !== daemon) drainer?.close();
+      }
+      // Already flipped by someone else: the daemon will not remove the show, so lift it here.
+      if (drained && !flipped.changed) await liftDrain(drainer!, show);
       result.flip_ms = round3(performance.now() - started);
       result.changed = flipped.changed;
       result.rewritten = flipped.rewritten;
@@ -139,10 +171,11 @@ export async function executeFlip(
   sql: Sql,
   show: string,
   to: Owner,
+  beforeCommit?: () => Promise<void>,
 ): Promise<{ changed: boolean; rewritten: RewriteReport | null }> {
   const managed = to === 'scheduler';
   try {
-    return await flipTransaction(sql, show, managed);
+    return await flipTransaction(sql, show, managed, beforeCommit);
   } catch (error) {
     // A statement failed (a trigger, a constraint): the transaction rolled back as a whole.
     // (A lost connection is not reported this way: whether the commit happened is unknown.)
@@ -159,6 +192,7 @@ async function flipTransaction(
   sql: Sql,
   show: string,
   managed: boolean,
+  beforeCommit: (() => Promise<void>) | undefined,
 ): Promise<{ changed: boolean; rewritten: RewriteReport | null }> {
   return (await sql.begin(async (tx) => {
     const q = tx as unknown as Sql;
@@ -167,6 +201,8 @@ async function flipTransaction(
     if (current === managed) return { changed: false, rewritten: null };
     const rewritten = managed ? null : await rewriteAccountingTablesIn(q, { kind: 'show', show });
     await setShowManaged(q, show, managed);
+    // Throwing here rolls the whole flip back.
+    await beforeCommit?.();
     return { changed: true, rewritten };
   })) as { changed: boolean; rewritten: RewriteReport | null };
 }
@@ -239,12 +275,20 @@ function renderPlan(result: FlipResult): string {
       .map(([table, n]) => `${table} ${n}`)
       .join(', ');
     lines.push(
+      '  - first the daemon stops taking bookings of the show (show_draining) and waits until none is in flight (at most --timeout); if it cannot, nothing changes',
       `  - the show's PG accounting tables are rewritten from SUM(proc): ${plural(total, 'row differs', 'rows differ')}${detail ? ` (${detail})` : ''}`,
       '  - show.b_scheduler_managed: true -> false, with acct_managed_change: the daemon answers not_managed for the show at once',
       '  - Cuebot books and releases the show against its PG tables again',
     );
   }
   return lines.join('\n');
+}
+
+function renderDrain(drain: DrainReport, name: string): string {
+  if ('skipped' in drain) {
+    return `No daemon listens at ${drain.daemon}: nothing can be in flight; flipping without a drain.`;
+  }
+  return `The daemon at ${drain.daemon} drained show ${name}: no booking in flight (waited ${formatMs(drain.waited_ms)}).`;
 }
 
 function usageCaption(from: Owner, to: Owner): string {

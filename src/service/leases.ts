@@ -25,7 +25,18 @@ export interface Lease {
   readonly expiresAt: number;
 }
 
-export type TakeResult = { lease: Lease } | { expired: true } | undefined;
+/** `expired`: the lease was settled by expiry; its booking is handed back once, for a late confirm. */
+export type TakeResult = { lease: Lease } | { expired: true; lease: Lease } | undefined;
+
+/**
+ * How long before its lease expires a client must have its proc row inserted (the booking's
+ * `insert_deadline`): room for the INSERT's commit and for clock skew, so the proc is
+ * committed before the lease settles and every later snapshot sees it. 10 s at the default
+ * 120 s lease; a quarter of shorter leases.
+ */
+export function insertMarginMs(leaseMs: number): number {
+  return Math.min(10_000, Math.floor(leaseMs / 4));
+}
 
 /** A queue slot: the lease while active, `undefined` once taken or expired. */
 type Slot = Lease | undefined;
@@ -78,10 +89,10 @@ export class LeaseBook {
   private head = 0;
   private activeCount = 0;
   /**
-   * Recently expired leases by sequence number: their secret (only the owner hears "expired")
-   * and when to forget them, so a late confirm hears why.
+   * Recently expired leases by sequence number: their secret (only the owner hears "expired"),
+   * the lease (a late confirm re-counts it) and when to forget them.
    */
-  private readonly expired = new Map<number, { secret: string; forgetAt: number }>();
+  private readonly expired = new Map<number, { secret: string; forgetAt: number; lease: Lease }>();
   /** Ids of a previous process never collide with ours. */
   private readonly prefix = `${randomBytes(4).toString('hex')}-`;
   private readonly secrets = new SecretSource();
@@ -121,7 +132,9 @@ export class LeaseBook {
       return undefined;
     }
     const expired = this.expired.get(seq);
-    return expired !== undefined && endsWithSecret(id, expired.secret) ? { expired: true } : undefined;
+    if (expired === undefined || !endsWithSecret(id, expired.secret)) return undefined;
+    this.expired.delete(seq);
+    return { expired: true, lease: expired.lease };
   }
 
   /** Hand every lease that expired by `now` to `settle`; returns how many. */
@@ -134,7 +147,11 @@ export class LeaseBook {
         if (lease.expiresAt > now) break;
         queue[this.head] = undefined;
         this.activeCount--;
-        this.expired.set(this.base + this.head, { secret: lease.secret, forgetAt: now + this.leaseMs });
+        this.expired.set(this.base + this.head, {
+          secret: lease.secret,
+          forgetAt: now + this.leaseMs,
+          lease,
+        });
         this.head++;
         settle(lease);
         count++;

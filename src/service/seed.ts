@@ -21,7 +21,9 @@ export async function seedStore(
   const ids = shows.map((show) => show.id);
   const caps = await capRows(pool, ids);
   store.setCaps(buildCapSet(caps, multiplier), { authoritativeShows: new Set(ids) });
+  // Bumped before the read, as for a recompute: a confirm racing the read is carried.
+  const epoch = store.beginRecompute();
   const booked = await bookedRows(pool, ids);
-  store.seedShowBooked(buildSnapshot(booked, caps, multiplier));
+  store.seedShowBooked(buildSnapshot(booked, caps, multiplier), epoch);
   return { caps, procGroups: booked.length };
 }

@@ -8,10 +8,12 @@ import type { Sql } from 'postgres';
 import pLimit from 'p-limit';
 import type {
   ConfirmResponse,
+  DrainShowResponse,
   LockStatus,
   RollbackResponse,
   StateResponse,
   StatusResponse,
+  UndrainShowResponse,
   VertexDetailResponse,
 } from '../api/types.js';
 import { buildCapSet, buildSnapshot } from '../core/boundary.js';
@@ -40,15 +42,16 @@ import type { Metrics } from '../observability/metrics.js';
 import type { PoolSnapshot } from '../observability/pool-metrics.js';
 import { isUnreachableError } from '../cli/errors.js';
 import { DeadlineError, withDeadline } from './deadline.js';
+import { ShowDrains } from './drain.js';
 import { KeyResolver, folderKey, jobKey, subscriptionKey } from './key-resolver.js';
-import { LeaseBook } from './leases.js';
+import { LeaseBook, insertMarginMs } from './leases.js';
 import { Listener, type ListenerConnector, type ListenerHandlers } from './listener.js';
 import { PassRecord } from './pass-record.js';
 import { RefusalHistory } from './refusal-history.js';
 import { seedStore } from './seed.js';
 import { SingleFlightLoop } from './single-flight-loop.js';
 import { VertexNames, stateResponse } from './state-view.js';
-import type { BookResult, BookingService, StateQuery } from './types.js';
+import type { BookResult, BookingService, DrainTimeout, StateQuery } from './types.js';
 import { vertexDetail } from './vertex-detail.js';
 
 export interface ServiceConfig {
@@ -126,6 +129,11 @@ export class AccountingService implements BookingService {
   private readonly movedAt = new Map<string, number>();
   private moveSeq = 0;
   private lastDrift: DriftReport | null = null;
+  /**
+   * Recompute passes and flip seeds each bump the epoch before their snapshot read and settle
+   * buckets after it: one at a time, or one would clear a bucket the other still carries.
+   */
+  private readonly epochPass = pLimit(1);
   private limitLog: { seq: number; change: LimitChange }[] = [];
   private limitSeq = 0;
   private seeded = false;
@@ -139,6 +147,9 @@ export class AccountingService implements BookingService {
   private readonly counters = { applied: 0, rejected: 0, not_managed: 0, lease_expired: 0 };
   /** Bookings in the same millisecond share one formatted expiry (formatting dominates a batch). */
   private lastExpiry = { ms: Number.NaN, text: '' };
+  private lastDeadline = { ms: Number.NaN, text: '' };
+  private readonly insertMarginMs: number;
+  private readonly drains = new ShowDrains();
 
   constructor(
     private pool: Sql,
@@ -159,6 +170,7 @@ export class AccountingService implements BookingService {
     this.leases = new LeaseBook(config.leaseMs);
     this.resolver = new KeyResolver((keys) => this.readKeys(keys), VERDICT_MS);
     this.refusalHistory = new RefusalHistory(config.historySampleMs ?? 5_000);
+    this.insertMarginMs = insertMarginMs(config.leaseMs);
     metrics.inflightSource = () => this.store.inflightCount;
     metrics.readySource = () => this.ready;
     metrics.lockHeldSource = () => this.lock?.held() ?? true;
@@ -240,18 +252,28 @@ export class AccountingService implements BookingService {
    * read by {@link prepare}), answered at once from what is known.
    */
   book(request: BookingRequest, wait = true): BookResult | Promise<BookResult> {
-    if (!this.ready) {
-      return { error: 'not_ready' };
-    }
-    if (!this.managed.has(request.show)) {
-      this.counters.not_managed++;
-      return { result: 'not_managed' };
-    }
+    const refused = this.gate(request);
+    if (refused !== undefined) return refused;
     const known = this.store.bookIfKnown(request);
     if (known !== undefined) return this.answer(known);
     const checked = this.examine(request, !wait);
     if (checked !== undefined) return checked;
     return this.resolveBounded(this.keysToRead([request])).then(() => this.bookResolved(request));
+  }
+
+  /**
+   * Whether bookings of this show may be checked at all (checked again after any await): the
+   * daemon serves, the show is published as managed, and it is not draining for a flip.
+   */
+  private gate(request: BookingRequest): BookResult | undefined {
+    if (!this.ready) return { error: 'not_ready' };
+    if (!this.managed.has(request.show)) {
+      this.counters.not_managed++;
+      return { result: 'not_managed' };
+    }
+    const draining = this.drains.reasonFor(request.show);
+    if (draining !== undefined) return { result: 'show_draining', show: request.show, reason: draining };
+    return undefined;
   }
 
   /** Read the unknown keys of a batch's bookings in one go; undefined when all are known. */
@@ -264,12 +286,7 @@ export class AccountingService implements BookingService {
 
   /** After the read: answer from what is known now, never waiting again. */
   private bookResolved(request: BookingRequest): BookResult {
-    if (!this.ready) return { error: 'not_ready' };
-    if (!this.managed.has(request.show)) {
-      this.counters.not_managed++;
-      return { result: 'not_managed' };
-    }
-    return this.examine(request, true) ?? this.bookKnown(request);
+    return this.gate(request) ?? this.examine(request, true) ?? this.bookKnown(request);
   }
 
   /**
@@ -411,11 +428,13 @@ export class AccountingService implements BookingService {
       return outcome;
     }
     const lease = this.leases.add(outcome, Date.now());
+    this.drains.booked(showOf(outcome));
     this.counters.applied++;
     return {
       result: 'applied',
       booking: lease.id,
       lease_expires_at: this.expiryText(lease.expiresAt),
+      insert_deadline: this.deadlineText(lease.expiresAt - this.insertMarginMs),
     };
   }
 
@@ -424,28 +443,54 @@ export class AccountingService implements BookingService {
     return this.lastExpiry.text;
   }
 
+  private deadlineText(ms: number): string {
+    if (ms !== this.lastDeadline.ms) this.lastDeadline = { ms, text: new Date(ms).toISOString() };
+    return this.lastDeadline.text;
+  }
+
   /** Settles whatever the show's state: a booking applied before a flip still ends. */
   confirm(booking: string): ConfirmResponse {
     const taken = this.leases.take(booking);
-    if (taken === undefined) return { error: 'unknown_booking' };
-    if ('expired' in taken) return { error: 'lease_expired' };
+    if (taken === undefined) return this.late('confirm', 'unknown_booking');
+    if ('expired' in taken) {
+      // The client broke the contract: its proc may have been committed after a recompute
+      // already dropped the expired booking. Count it again (an over-count at worst).
+      this.store.recountLate(taken.lease.booking);
+      return this.late('confirm', 'lease_expired');
+    }
     this.store.confirm(taken.lease.booking);
+    this.drains.settled(showOf(taken.lease.booking));
     this.metrics.settlements.inc({ how: 'confirmed' });
     return { result: 'confirmed' };
   }
 
   rollback(booking: string): RollbackResponse {
     const taken = this.leases.take(booking);
-    if (taken === undefined) return { error: 'unknown_booking' };
-    if ('expired' in taken) return { error: 'lease_expired' };
+    if (taken === undefined) return this.late('rollback', 'unknown_booking');
+    // Settled by expiry, it stays counted until a snapshot shows there is no proc: nothing to undo.
+    if ('expired' in taken) return this.late('rollback', 'lease_expired');
     this.store.rollback(taken.lease.booking);
+    this.drains.settled(showOf(taken.lease.booking));
     this.metrics.settlements.inc({ how: 'rolled_back' });
     return { result: 'rolled_back' };
   }
 
+  /** A settlement that broke the client contract: counted for alerting, answered as an error. */
+  private late<E extends 'unknown_booking' | 'lease_expired'>(
+    op: 'confirm' | 'rollback',
+    reason: E,
+  ): { error: E } {
+    this.metrics.lateSettlements.inc({ op, reason });
+    this.logger.debug({ op, reason }, 'settlement outside the client contract');
+    return { error: reason };
+  }
+
   /** Expired in-flight bookings settle as a confirm would: SPEC §1 "Booking leases". */
   expireLeases(now = Date.now()): number {
-    const expired = this.leases.sweep(now, (lease) => this.store.confirm(lease.booking));
+    const expired = this.leases.sweep(now, (lease) => {
+      this.store.confirm(lease.booking);
+      this.drains.settled(showOf(lease.booking));
+    });
     if (expired > 0) {
       this.counters.lease_expired += expired;
       this.metrics.leaseExpired.inc(expired);
@@ -453,6 +498,25 @@ export class AccountingService implements BookingService {
       this.logger.warn({ expired }, 'booking leases expired; settled as confirmed');
     }
     return expired;
+  }
+
+  // ---- flip to Cuebot ---------------------------------------------------------------------
+
+  /** Phase one of `flip-show --to cuebot`: see {@link ShowDrains}. */
+  async drainShow(show: string, timeoutMs: number): Promise<DrainShowResponse | DrainTimeout> {
+    const outcome = await this.drains.drain(show, 'flipping to cuebot', timeoutMs);
+    if (!outcome.drained) {
+      this.logger.warn({ show, inflight: outcome.inflight }, 'show drain timed out; drain lifted');
+      return { error: 'drain_timeout', show, inflight: outcome.inflight };
+    }
+    this.logger.info({ show, ms: Math.round(outcome.waitedMs) }, 'show drained: nothing in flight');
+    return { result: 'drained', show, waited_ms: Math.round(outcome.waitedMs) };
+  }
+
+  undrainShow(show: string): UndrainShowResponse {
+    const lifted = this.drains.lift(show);
+    if (lifted) this.logger.info({ show }, 'show drain lifted');
+    return { result: lifted ? 'lifted' : 'not_draining', show };
   }
 
   // ---- passes ---------------------------------------------------------------------------
@@ -490,18 +554,20 @@ export class AccountingService implements BookingService {
 
   private async recomputePass(): Promise<void> {
     const started = performance.now();
-    const shows = [...this.managed.keys()];
-    const epoch = this.store.beginRecompute();
-    const since = this.limitSeq;
-    const movesSince = this.moveSeq;
-    const read = await readAccounting(this.pool, shows);
-    // Built before the fence so only the caps and the overwrite block the event loop after it.
-    const snapshot = buildSnapshot(read.booked, read.caps, this.config.coreMultiplier);
-    await this.fence();
-    // The cap read lists every subscription of these shows: one missing was deleted (item 5).
-    this.applyCaps(read.caps, { onlyUnseeded: true, authoritativeShows: new Set(shows) }, since);
-    this.applyMoves(read.caps.jobs, movesSince);
-    const drift = this.store.overwriteCounters(snapshot, epoch);
+    const drift = await this.epochPass(async () => {
+      const shows = [...this.managed.keys()];
+      const epoch = this.store.beginRecompute();
+      const since = this.limitSeq;
+      const movesSince = this.moveSeq;
+      const read = await readAccounting(this.pool, shows);
+      // Built before the fence so only the caps and the overwrite block the event loop after it.
+      const snapshot = buildSnapshot(read.booked, read.caps, this.config.coreMultiplier);
+      await this.fence();
+      // The cap read lists every subscription of these shows: one missing was deleted (item 5).
+      this.applyCaps(read.caps, { onlyUnseeded: true, authoritativeShows: new Set(shows) }, since);
+      this.applyMoves(read.caps.jobs, movesSince);
+      return this.store.overwriteCounters(snapshot, epoch);
+    });
     this.lastDrift = drift;
     for (const vertex of VERTEX_KINDS) {
       this.metrics.recomputeDrift.set({ vertex }, drift[vertex].cores);
@@ -536,6 +602,8 @@ export class AccountingService implements BookingService {
     for (const id of [...this.managed.keys()]) {
       if (!wanted.has(id)) {
         this.managed.delete(id);
+        // Flipped: a drain held for the flip has done its job.
+        this.drains.lift(id);
         this.logger.info({ show: id }, 'show no longer scheduler-managed; bookings answer not_managed');
       }
     }
@@ -551,12 +619,15 @@ export class AccountingService implements BookingService {
   /** The flip seed: caps and booked counters of one show, then publish. A failure defers only it. */
   private async seedShow(show: ShowRow): Promise<void> {
     try {
-      const since = this.limitSeq;
-      const read = await readAccounting(this.pool, [show.id]);
-      const snapshot = buildSnapshot(read.booked, read.caps, this.config.coreMultiplier);
-      await this.fence();
-      this.applyCaps(read.caps, { authoritativeShows: new Set([show.id]) }, since);
-      this.store.seedShowBooked(snapshot);
+      await this.epochPass(async () => {
+        const epoch = this.store.beginRecompute();
+        const since = this.limitSeq;
+        const read = await readAccounting(this.pool, [show.id]);
+        const snapshot = buildSnapshot(read.booked, read.caps, this.config.coreMultiplier);
+        await this.fence();
+        this.applyCaps(read.caps, { authoritativeShows: new Set([show.id]) }, since);
+        this.store.seedShowBooked(snapshot, epoch);
+      });
       this.publish(show);
       this.deferred.delete(show.id);
       this.logger.info({ show: show.name, id: show.id }, 'show seeded and published as scheduler-managed');
@@ -765,6 +836,7 @@ export class AccountingService implements BookingService {
       inflight: this.store.inflightCount,
       managed_shows: [...this.managed].map(([id, name]) => ({ id, name })),
       deferred_shows: [...this.deferred].map(([id, error]) => ({ id, error })),
+      draining_shows: this.drains.list(),
       bookings: { ...this.counters },
       counts: this.counts(),
     };
@@ -778,6 +850,11 @@ function isConnectionFailure(error: unknown): boolean {
     isUnreachableError(error) ||
     (typeof code === 'string' && (code.startsWith('57P') || code.startsWith('08')))
   );
+}
+
+/** A booking's show: its subscription vertex always has one. */
+function showOf(booking: { subscription: { show: string | undefined } }): string {
+  return booking.subscription.show ?? '';
 }
 
 function isoOrNull(ms: number | null): string | null {

@@ -1,6 +1,8 @@
 import type {
   BookRefusal,
   BookResponse,
+  DrainShowResponse,
+  UndrainShowResponse,
   ConfirmResponse,
   RollbackResponse,
   StateResponse,
@@ -60,4 +62,18 @@ export interface BookingService {
   recompute(): Promise<void>;
   reseed(): Promise<void>;
   refreshShows(): Promise<void>;
+  /**
+   * Phase one of a flip to Cuebot: refuse new bookings of the show and resolve once none is in
+   * flight, or with `drain_timeout` (the drain then lifted) after `timeoutMs`. Optional: a
+   * service without it answers 404 on the admin endpoint.
+   */
+  drainShow?(show: string, timeoutMs: number): Promise<DrainShowResponse | DrainTimeout>;
+  undrainShow?(show: string): UndrainShowResponse;
+}
+
+export interface DrainTimeout {
+  error: 'drain_timeout';
+  show: string;
+  /** Bookings of the show still in flight when the time ran out. */
+  inflight: number;
 }

@@ -3,7 +3,10 @@
  *
  * The model holds the committed proc rows (the truth `SUM(proc)` reads), the NOTIFY queue
  * in commit order, and a recompute pass whose steps (begin, snapshot read, fence, overwrite)
- * interleave with everything else, as they do in the daemon. After every step:
+ * interleave with everything else, as they do in the daemon. A pass is either a recompute of
+ * every show or the flip seed of one show (single flight together, as the service runs them).
+ * Clients may break the protocol one way the daemon can repair: a booking whose lease expired
+ * gets its proc inserted late and confirms late (`recountLate`). After every step:
  *   - no live counter is below SUM(proc) + applied bookings whose proc is not committed;
  *   - no applied booking took the truth past a cap.
  * After everything settles, the queue drains and two full passes run, every counter equals
@@ -63,6 +66,9 @@ interface ModelBooking {
   gpus: number;
   proc?: Proc;
   ended: boolean;
+  /** Settled by lease expiry; a late confirm may still arrive. */
+  expired?: boolean;
+  recounted?: boolean;
 }
 
 /** Undo one fix of issue 11 (the companion tests show the model then fails). */
@@ -78,6 +84,8 @@ type Notification = { kind: 'release'; proc: Proc; folder: string } | { kind: 'f
 interface Pass {
   id: number;
   epoch: number;
+  /** A flip seed of this show; a recompute of every show when undefined. */
+  show?: string;
   snapshot?: Snapshot;
   /** The cap read of the snapshot (its job rows carry each job's folder then). */
   caps?: CapRows;
@@ -88,7 +96,8 @@ interface Pass {
 
 type Op =
   | { op: 'book'; job: number; alloc: number; cores: number; gpus: number }
-  | { op: 'commitProc' | 'confirm' | 'rollback' | 'expire' | 'deleteProc'; pick: number }
+  | { op: 'commitProc' | 'confirm' | 'rollback' | 'expire' | 'deleteProc' | 'lateConfirm'; pick: number }
+  | { op: 'beginSeed'; show: number }
   | { op: 'createJob' | 'finishJob'; job: number }
   | { op: 'moveJob'; job: number; folder: number }
   | { op: 'deliver' | 'begin' | 'snapshot' | 'fence' | 'finish' };
@@ -108,38 +117,64 @@ type Caps = {
   jobGpus: number[];
 };
 
-const opArb: fc.Arbitrary<Op> = fc.oneof(
-  {
-    weight: 6,
-    arbitrary: fc.record({
-      op: fc.constant('book' as const),
-      job: fc.nat({ max: JOBS.length - 1 }),
-      alloc: fc.nat({ max: ALLOCS.length - 1 }),
-      cores: fc.integer({ min: 0, max: 5 }),
-      gpus: fc.integer({ min: 0, max: 2 }),
-    }),
-  },
-  ...(['commitProc', 'confirm', 'rollback', 'expire', 'deleteProc'] as const).map((op) => ({
-    weight: op === 'expire' ? 1 : 4,
-    arbitrary: fc.record({ op: fc.constant(op), pick: fc.nat() }),
-  })),
-  ...(['deliver', 'begin', 'snapshot', 'fence', 'finish'] as const).map((op) => ({
-    weight: op === 'deliver' ? 6 : 2,
-    arbitrary: fc.constant({ op }),
-  })),
-  ...(['createJob', 'finishJob'] as const).map((op) => ({
-    weight: 1,
-    arbitrary: fc.record({ op: fc.constant(op), job: fc.nat({ max: JOBS.length - 1 }) }),
-  })),
-  {
-    weight: 1,
-    arbitrary: fc.record({
-      op: fc.constant('moveJob' as const),
-      job: fc.nat({ max: JOBS.length - 1 }),
-      folder: fc.nat({ max: FOLDERS.length - 1 }),
-    }),
-  },
-);
+type Weights = Partial<Record<Op['op'], number>>;
+
+/** Random steps; `weights` overrides how often each kind is drawn (default below). */
+function opsWith(weights: Weights = {}): fc.Arbitrary<Op> {
+  const w = (op: Op['op'], fallback: number) => weights[op] ?? fallback;
+  return fc.oneof(
+    {
+      weight: w('book', 6),
+      arbitrary: fc.record({
+        op: fc.constant('book' as const),
+        job: fc.nat({ max: JOBS.length - 1 }),
+        alloc: fc.nat({ max: ALLOCS.length - 1 }),
+        cores: fc.integer({ min: 0, max: 5 }),
+        gpus: fc.integer({ min: 0, max: 2 }),
+      }),
+    },
+    ...(['commitProc', 'confirm', 'rollback', 'expire', 'deleteProc', 'lateConfirm'] as const).map((op) => ({
+      weight: w(op, op === 'expire' || op === 'lateConfirm' ? 1 : 4),
+      arbitrary: fc.record({ op: fc.constant(op), pick: fc.nat() }),
+    })),
+    ...(['deliver', 'begin', 'snapshot', 'fence', 'finish'] as const).map((op) => ({
+      weight: w(op, op === 'deliver' ? 6 : 2),
+      arbitrary: fc.constant({ op }),
+    })),
+    ...(['createJob', 'finishJob'] as const).map((op) => ({
+      weight: w(op, 1),
+      arbitrary: fc.record({ op: fc.constant(op), job: fc.nat({ max: JOBS.length - 1 }) }),
+    })),
+    {
+      weight: w('moveJob', 1),
+      arbitrary: fc.record({
+        op: fc.constant('moveJob' as const),
+        job: fc.nat({ max: JOBS.length - 1 }),
+        folder: fc.nat({ max: FOLDERS.length - 1 }),
+      }),
+    },
+    {
+      weight: w('beginSeed', 2),
+      arbitrary: fc.record({
+        op: fc.constant('beginSeed' as const),
+        show: fc.nat({ max: SHOWS.length - 1 }),
+      }),
+    },
+  );
+}
+
+const opArb = opsWith();
+/** Flip seeds and late confirms racing confirms: recomputes rare, no rollbacks or deletes. */
+const flipArb = opsWith({ begin: 1, beginSeed: 4, rollback: 0, deleteProc: 1, expire: 3, lateConfirm: 3 });
+
+/** Generous caps, so most bookings apply and the races have something to race on. */
+const roomyCapsArb = fc.record({
+  burst: fc.array(fc.integer({ min: 10, max: 30 }), { minLength: 4, maxLength: 4 }),
+  folderCores: fc.array(fc.integer({ min: -1, max: 0 }), { minLength: 3, maxLength: 3 }),
+  folderGpus: fc.array(fc.integer({ min: -1, max: 0 }), { minLength: 3, maxLength: 3 }),
+  jobCores: fc.array(fc.integer({ min: -1, max: 0 }), { minLength: JOBS.length, maxLength: JOBS.length }),
+  jobGpus: fc.array(fc.integer({ min: -1, max: 0 }), { minLength: JOBS.length, maxLength: JOBS.length }),
+});
 
 class Model {
   readonly store = new Store();
@@ -271,7 +306,26 @@ class Model {
           this.bookings.filter((x) => !x.ended),
           op.pick,
         );
-        if (b) this.end(b, this.store.confirm(b.handle));
+        if (b) {
+          this.end(b, this.store.confirm(b.handle));
+          b.expired = true;
+        }
+        return;
+      }
+      case 'lateConfirm': {
+        // A slow client: its lease expired; it inserts its proc now if it had not, then confirms.
+        const b = pick(
+          this.bookings.filter((x) => x.expired === true && x.recounted !== true),
+          op.pick,
+        );
+        if (b) {
+          if (b.proc === undefined) {
+            b.proc = { ...b.key, cores: b.cores, gpus: b.gpus };
+            this.procs.push(b.proc);
+          }
+          expect(this.store.recountLate(b.handle)).toBe(true);
+          b.recounted = true;
+        }
         return;
       }
       case 'deleteProc': {
@@ -308,10 +362,21 @@ class Model {
             fenceDelivered: false,
           };
         return;
+      case 'beginSeed':
+        if (!this.pass)
+          this.pass = {
+            id: ++this.passes,
+            epoch: this.store.beginRecompute(),
+            movesSince: this.moveSeq,
+            show: SHOWS[op.show]!,
+            fenceQueued: false,
+            fenceDelivered: false,
+          };
+        return;
       case 'snapshot':
         if (this.pass && !this.pass.snapshot) {
           this.pass.caps = this.capRows();
-          this.pass.snapshot = this.readSnapshot(this.pass.caps);
+          this.pass.snapshot = this.readSnapshot(this.pass.caps, this.pass.show);
         }
         return;
       case 'fence':
@@ -322,14 +387,18 @@ class Model {
         return;
       case 'finish':
         if (this.pass?.fenceDelivered) {
-          // As the service's recompute: caps of new keys, moves the read saw, then the overwrite.
           const pass = this.pass;
-          this.store.setCaps(buildCapSet(pass.caps!, 1), { onlyUnseeded: true });
-          for (const row of pass.caps!.jobs) {
-            if ((this.movedAt.get(row.id) ?? 0) > pass.movesSince) continue;
-            this.learnFolder(row.id, row.folder);
+          if (pass.show === undefined) {
+            // As the service's recompute: caps of new keys, moves the read saw, then the overwrite.
+            this.store.setCaps(buildCapSet(pass.caps!, 1), { onlyUnseeded: true });
+            for (const row of pass.caps!.jobs) {
+              if ((this.movedAt.get(row.id) ?? 0) > pass.movesSince) continue;
+              this.learnFolder(row.id, row.folder);
+            }
+            this.store.overwriteCounters(pass.snapshot!, pass.epoch);
+          } else {
+            this.store.seedShowBooked(pass.snapshot!, pass.epoch);
           }
-          this.store.overwriteCounters(pass.snapshot!, pass.epoch);
           // A job the store forgot holds nothing: the daemon knows its folder from its next read.
           for (const job of JOBS)
             if (this.store.job(job.id) === undefined) this.known.set(job.id, this.pgFolder.get(job.id)!);
@@ -413,10 +482,14 @@ class Model {
     }
   }
 
-  readSnapshot(caps: CapRows = this.capRows()): Snapshot {
-    const rows: BookedRow[] = this.procs
+  /** SUM(proc) of every show, or of one show (a flip seed reads only its show). */
+  readSnapshot(caps: CapRows = this.capRows(), show?: string): Snapshot {
+    const mine = <T extends { show: string }>(rows: T[]) =>
+      show === undefined ? rows : rows.filter((row) => row.show === show);
+    const rows: BookedRow[] = mine(this.procs)
       .filter((p) => !(this.mutation.skipFinishedProcs && this.finished.has(p.job)))
       .map((p) => ({ ...p, folder: this.pgFolder.get(p.job)! }));
+    caps = { subscriptions: mine(caps.subscriptions), folders: mine(caps.folders), jobs: mine(caps.jobs) };
     return buildSnapshot(rows, caps, 1);
   }
 
@@ -480,8 +553,17 @@ function pick<T>(items: T[], index: number): T | undefined {
 
 describe('Store invariant under random interleavings (fast-check)', () => {
   it('never reads below SUM(proc) + in-flight, never admits over a cap, and converges', () => {
+    checkProperty(capsArb, fc.array(opArb, { maxLength: 250, size: 'medium' }));
+  });
+
+  it('holds when flip seeds and late confirms race confirms (focused mix)', () => {
+    // Long runs (fast-check's default size keeps arrays to about ten steps).
+    checkProperty(roomyCapsArb, fc.array(flipArb, { minLength: 40, maxLength: 120 }), 200);
+  });
+
+  function checkProperty(caps: fc.Arbitrary<Caps>, runs: fc.Arbitrary<Op[]>, numRuns = 400): void {
     fc.assert(
-      fc.property(capsArb, fc.array(opArb, { maxLength: 250, size: 'medium' }), (caps, ops) => {
+      fc.property(caps, runs, (caps, ops) => {
         const model = new Model(caps);
         ops.forEach((op, i) => {
           model.run(op);
@@ -506,9 +588,9 @@ describe('Store invariant under random interleavings (fast-check)', () => {
           expect({ cores, gpus }, v.name).toEqual(model.sumProc(v.match));
         }
       }),
-      { numRuns: 400 },
+      { numRuns },
     );
-  });
+  }
 
   it('no operation sequence drives any counter below 0: extreme amounts, stray releases, recomputes', () => {
     // Amounts a buggy or hostile client may send, including the issue's 2^53 − 1 GPUs: the

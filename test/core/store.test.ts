@@ -362,14 +362,84 @@ describe('Store recompute', () => {
     expect(() => store.overwriteCounters(snapshot(0), first)).toThrow(/epoch/);
   });
 
-  it('seedShowBooked sets counters absolutely without touching the epoch', () => {
+  it('seedShowBooked sets counters from the snapshot like an overwrite of the seeded keys', () => {
     const store = new Store();
     store.setCaps(caps(100));
     store.confirm(applied(store.book(request(9))));
-    const epoch = store.epoch;
-    store.seedShowBooked(snapshot(3));
+    const epoch = store.beginRecompute();
+    store.seedShowBooked(snapshot(3), epoch);
     expect(live(store)).toEqual([3, 3, 3]);
-    expect(store.epoch).toBe(epoch);
+    // The confirm from before the seed's read was seen by it: not carried again.
+    const next = store.beginRecompute();
+    store.overwriteCounters(snapshot(3), next);
+    expect(live(store)).toEqual([3, 3, 3]);
+  });
+
+  it('seedShowBooked carries a confirm that lands while the seed snapshot is read (flip back within a lease)', () => {
+    const store = new Store();
+    store.setCaps(caps(10));
+    const inFlight = applied(store.book(request(6))); // booked before the show flipped away
+    const epoch = store.beginRecompute(); // the flip seed starts
+    // The snapshot is read before the proc commits; the client confirms before the seed applies.
+    store.confirm(inFlight);
+    store.seedShowBooked(snapshot(0), epoch);
+    expect(live(store)).toEqual([6, 6, 6]);
+    expect(store.book(request(5)).result).toBe('limit_exceeded');
+    // The next recompute's snapshot sees the proc: exact, and the carried bucket is dropped.
+    store.overwriteCounters(snapshot(6), store.beginRecompute());
+    store.overwriteCounters(snapshot(6), store.beginRecompute());
+    expect(live(store)).toEqual([6, 6, 6]);
+  });
+
+  it('seedShowBooked keeps a booking still in flight on top of the snapshot', () => {
+    const store = new Store();
+    store.setCaps(caps(10));
+    applied(store.book(request(4)));
+    store.seedShowBooked(snapshot(2), store.beginRecompute());
+    expect(live(store)).toEqual([6, 6, 6]);
+  });
+
+  it('seedShowBooked refuses an epoch that is not the latest (a seed interleaved with a recompute)', () => {
+    const store = new Store();
+    const seedEpoch = store.beginRecompute();
+    store.beginRecompute();
+    expect(() => store.seedShowBooked(snapshot(0), seedEpoch)).toThrow(/epoch/);
+  });
+});
+
+describe('Store late confirms (a client confirming after its lease expired)', () => {
+  it('recountLate counts an expired booking again so a recompute that dropped it cannot hide a late proc', () => {
+    const store = new Store();
+    store.setCaps(caps(10));
+    const late = applied(store.book(request(6)));
+    store.confirm(late); // the lease expired: settled as a confirm, no proc yet
+    store.overwriteCounters(snapshot(0), store.beginRecompute());
+    store.overwriteCounters(snapshot(0), store.beginRecompute()); // dropped: no proc seen
+    expect(live(store)).toEqual([0, 0, 0]);
+    // A recompute begins and reads before the slow client's late insert commits...
+    const racing = store.beginRecompute();
+    // ...the client inserts its proc and confirms late, before that recompute overwrites.
+    expect(store.recountLate(late)).toBe(true);
+    expect(live(store)).toEqual([6, 6, 6]);
+    expect(store.book(request(5)).result).toBe('limit_exceeded');
+    store.overwriteCounters(snapshot(0), racing); // its snapshot missed the proc: carried
+    expect(live(store)).toEqual([6, 6, 6]);
+    store.overwriteCounters(snapshot(6), store.beginRecompute());
+    expect(live(store)).toEqual([6, 6, 6]);
+  });
+
+  it('recountLate only applies once, and only to a booking settled by expiry', () => {
+    const store = new Store();
+    store.setCaps(caps(10));
+    const inFlight = applied(store.book(request(2)));
+    expect(store.recountLate(inFlight)).toBe(false);
+    store.confirm(inFlight);
+    expect(store.recountLate(inFlight)).toBe(true);
+    expect(store.recountLate(inFlight)).toBe(false);
+    expect(live(store)).toEqual([4, 4, 4]); // an over-count until the next recompute, never an under-count
+    const rolledBack = applied(store.book(request(1)));
+    store.rollback(rolledBack);
+    expect(store.recountLate(rolledBack)).toBe(false);
   });
 });
 

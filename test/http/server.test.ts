@@ -193,6 +193,7 @@ describe('booking endpoints', () => {
       result: 'applied',
       booking: expect.any(String),
       lease_expires_at: expect.any(String),
+      insert_deadline: expect.any(String),
     });
     const expires = Date.parse(answer.json.lease_expires_at);
     expect(expires).toBeGreaterThanOrEqual(before + 119_000);
@@ -275,6 +276,7 @@ describe('booking endpoints', () => {
       result: 'applied',
       booking: expect.any(String),
       lease_expires_at: expect.any(String),
+      insert_deadline: expect.any(String),
     });
     expect(results[1]).toEqual({
       status: 409,

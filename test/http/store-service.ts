@@ -67,7 +67,8 @@ export class StoreBookingService implements BookingService {
     }
     const id = `bk-${this.nextId++}`;
     this.live.set(id, outcome);
-    return { result: 'applied', booking: id, lease_expires_at: this.leaseExpiry() };
+    const expiry = this.leaseExpiry();
+    return { result: 'applied', booking: id, lease_expires_at: expiry, insert_deadline: expiry };
   }
 
   private expiryAt = 0;

@@ -32,7 +32,8 @@ describe('LeaseBook', () => {
     expect(book.take(c.id)).toBeUndefined(); // forgotten: 1 lease period after expiry has passed
     const d = book.add(booking(4), 5_000);
     book.sweep(6_000, () => undefined);
-    expect(book.take(d.id)).toEqual({ expired: true });
+    expect(book.take(d.id)).toEqual({ expired: true, lease: d }); // handed back once, for a late confirm
+    expect(book.take(d.id)).toBeUndefined();
     expect(book.take(a.id)).toBeUndefined();
   });
 
@@ -74,7 +75,7 @@ describe('LeaseBook', () => {
     expect(book.take(early[2_600]!.id)).toEqual({ lease: early[2_600] });
     expect(book.take(early[10]!.id)).toBeUndefined();
     expect(book.sweep(1_000, () => undefined)).toBe(499);
-    expect(book.take(early[2_999]!.id)).toEqual({ expired: true });
+    expect(book.take(early[2_999]!.id)).toEqual({ expired: true, lease: early[2_999] });
     expect(book.take(late.id)).toEqual({ lease: late });
     expect(book.size).toBe(0);
   });

@@ -1,0 +1,108 @@
+/**
+ * Issue 11 item 7, end to end through the real daemon: a show flipped away and back within one
+ * lease, with a booking in flight, whose confirm lands while the flip seed's snapshot is being
+ * read. The seed must carry that confirm (as a recompute does): otherwise the store reads 0
+ * while 6 cores run, and a booking past the burst is applied. Run `npm run build` first.
+ *
+ * The race is made deterministic with a table lock: the seed's REPEATABLE READ transaction
+ * takes its snapshot at its first statement (the subscription caps) and then waits on
+ * `folder_resource`, which the test holds; meanwhile the proc commits and the client confirms.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { createProc } from '../../src/db/fixtures.js';
+import { setShowManaged } from '../../src/db/notify.js';
+import { QUIET_DAEMON, createNamedFarm } from '../commands/support.js';
+import { createTestDatabase, waitFor, type TestDatabase } from '../support/db.js';
+import { api, startDaemon, type Daemon } from '../support/daemon.js';
+
+let db: TestDatabase;
+let daemon: Daemon;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  daemon = await startDaemon({ databaseUrl: db.url, args: QUIET_DAEMON });
+  // "listening" comes before the bootstrap ends: wait for it, so no seed races the fixtures.
+  await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, {
+    timeoutMs: 30_000,
+    message: 'the daemon to be ready',
+  });
+});
+afterAll(async () => {
+  await daemon?.stop();
+  await db?.drop();
+});
+
+async function published(show: string): Promise<boolean> {
+  const status = await api(daemon, 'GET', '/v1/status');
+  return (status.body.managed_shows as { id: string }[]).some((entry) => entry.id === show);
+}
+
+async function flipTo(show: string, managed: boolean): Promise<void> {
+  // A flip made without a drain (an older cueacct, or no daemon at the address it was given).
+  await db.sql.begin((tx) => setShowManaged(tx as never, show, managed));
+}
+
+describe('flip back within a lease (the flip seed races a confirm)', () => {
+  it('carries a confirm that lands while the seed snapshot is read; a booking past the burst is refused', async () => {
+    const farm = await createNamedFarm(db.sql, { show: 'flipback', managed: false, burst: 10 });
+    // Made managed only once complete: a seed racing the fixture's inserts would see no subscription.
+    await db.sql`UPDATE show SET b_scheduler_managed = true WHERE pk_show = ${farm.show}`;
+    await api(daemon, 'POST', '/v1/admin/refresh-shows');
+    const inFlight = await api(daemon, 'POST', '/v1/book', {
+      show: farm.show,
+      alloc: farm.alloc,
+      folder: farm.folder,
+      job: farm.job,
+      cores: 6,
+      gpus: 0,
+    });
+    expect(inFlight.body.result).toBe('applied');
+
+    await flipTo(farm.show, false);
+    await waitFor(async () => !(await published(farm.show)), { timeoutMs: 30_000, message: 'flip away' });
+
+    await db.sql.begin(async (lock) => {
+      await lock`LOCK TABLE folder_resource IN ACCESS EXCLUSIVE MODE`;
+      await flipTo(farm.show, true);
+      // The seed has taken its snapshot and waits for the lock.
+      await waitFor(
+        async () => {
+          const [row] = await db.sql<{ n: number }[]>`
+            SELECT count(*)::int AS n FROM pg_locks
+            WHERE NOT granted AND relation = 'folder_resource'::regclass`;
+          return row!.n > 0;
+        },
+        { timeoutMs: 30_000, message: 'the flip seed to wait on folder_resource' },
+      );
+      // The scheduler's launch: the proc commits after the seed's snapshot, then it confirms.
+      await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 600 });
+      const confirmed = await api(daemon, 'POST', '/v1/confirm', { booking: inFlight.body.booking });
+      expect(confirmed.body).toEqual({ result: 'confirmed' });
+      expect(await published(farm.show)).toBe(false);
+    });
+    await waitFor(() => published(farm.show), { timeoutMs: 30_000, message: 'the show to be published' });
+
+    const state = await api(daemon, 'GET', `/v1/state?vertex=subscription&show=${farm.show}`);
+    expect(state.body.vertices[0]).toMatchObject({ cores: 6, max_cores: 10 });
+    expect(
+      await api(daemon, 'POST', '/v1/book', {
+        show: farm.show,
+        alloc: farm.alloc,
+        folder: farm.folder,
+        job: farm.job,
+        cores: 5,
+        gpus: 0,
+      }),
+    ).toEqual({
+      status: 409,
+      body: { result: 'limit_exceeded', table: 'subscription', current: 6, limit: 10 },
+    });
+
+    // The next recompute sees the proc: still exactly 6 (the carried confirm is not kept twice).
+    await api(daemon, 'POST', '/v1/admin/recompute');
+    await api(daemon, 'POST', '/v1/admin/recompute');
+    const after = await api(daemon, 'GET', `/v1/state?vertex=subscription&show=${farm.show}`);
+    expect(after.body.vertices[0]).toMatchObject({ cores: 6 });
+  });
+});
