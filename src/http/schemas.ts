@@ -93,6 +93,20 @@ const confirmOpSchema = z.strictObject({ op: z.literal('confirm'), booking: id()
 const rollbackOpSchema = z.strictObject({ op: z.literal('rollback'), booking: id() });
 const OP_NAMES = ['book', 'confirm', 'rollback'] as const;
 
+/**
+ * The request schemas above, for the OpenAPI document (src/http/openapi.ts): the contract
+ * is generated from exactly what the server validates with.
+ */
+export const REQUEST_SCHEMAS = {
+  BookRequest: bookSchema,
+  SettleRequest: settleSchema,
+  BatchRequest: z.strictObject({
+    ops: z
+      .array(z.discriminatedUnion('op', [bookOpSchema, confirmOpSchema, rollbackOpSchema]))
+      .max(MAX_BATCH_OPS),
+  }),
+};
+
 /** `ops[3].cores` from the prefix `ops[3]` and the path `['cores']`. */
 function formatPath(prefix: string, path: readonly PropertyKey[]): string {
   let out = prefix;
@@ -155,6 +169,12 @@ const drainShowSchema = z.strictObject({
     }),
 });
 const undrainShowSchema = z.strictObject({ show: id() });
+
+/** Request bodies of the admin drain endpoints, for the OpenAPI document. */
+export const DRAIN_REQUEST_SCHEMAS = {
+  DrainShowRequest: drainShowSchema,
+  UndrainShowRequest: undrainShowSchema,
+};
 
 /** `{show, timeout_ms}` for `POST /v1/admin/drain-show` (show: its pk_show). */
 export function parseDrainShow(body: unknown): ValidationResult<{ show: string; timeout_ms: number }> {

@@ -22,6 +22,7 @@ import type { BookingRequest, LimitTable } from '../core/types.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { BookingService, BookResult } from '../service/types.js';
 import { bearerChecker } from './auth.js';
+import { openApiDocument } from './openapi.js';
 import {
   MAX_BATCH_OPS,
   parseBatch,
@@ -212,6 +213,7 @@ class ApiServer implements HttpServer {
   private readonly maxBodyBytes: number;
   private readonly maxBatchOps: number;
   private readonly routes: Map<string, Route>;
+  private openApi: Record<string, unknown> | undefined;
   private readonly sockets = new Set<Duplex>();
   private closing = false;
   private closed: Promise<void> | undefined;
@@ -243,6 +245,7 @@ class ApiServer implements HttpServer {
       ],
       ['/v1/admin/drain-show', { method: 'POST', handler: (req, res) => this.drainShow(req, res) }],
       ['/v1/admin/undrain-show', { method: 'POST', handler: (req, res) => this.undrainShow(req, res) }],
+      ['/v1/openapi.json', { method: 'GET', handler: (req, res) => this.openapi(req, res) }],
       ['/readyz', { method: 'GET', handler: (req, res) => this.readyz(req, res) }],
       ['/metrics', { method: 'GET', handler: (req, res) => this.metricsText(req, res) }],
     ]);
@@ -573,6 +576,12 @@ class ApiServer implements HttpServer {
       return;
     }
     this.send(req, res, 200, this.service.undrainShow(parsed.value.show));
+  }
+
+  /** The OpenAPI 3.1 document (src/http/openapi.ts), built once on first request. */
+  private openapi(req: IncomingMessage, res: ServerResponse): void {
+    this.openApi ??= openApiDocument(this.version);
+    this.send(req, res, 200, this.openApi);
   }
 
   private readyz(req: IncomingMessage, res: ServerResponse): void {
