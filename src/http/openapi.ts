@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import {
   adminDoneSchema,
+  batchEntrySchema,
   batchResponseSchema,
   bookRefusalSchema,
   bookResponseSchema,
@@ -35,6 +36,7 @@ const COMPONENTS: Record<string, z.ZodType> = {
   ConfirmResponse: confirmResponseSchema,
   RollbackResponse: rollbackResponseSchema,
   BatchResponse: batchResponseSchema,
+  BatchEntry: batchEntrySchema,
   StateResponse: stateResponseSchema,
   StatusResponse: statusResponseSchema,
   AdminDone: adminDoneSchema,
@@ -74,12 +76,11 @@ const COMMON = {
 export function openApiDocument(version: string): Json {
   const components: Json = {};
   for (const [name, schema] of Object.entries(COMPONENTS)) components[name] = jsonSchema(schema);
-  const admin = (summary: string): Json => ({
+  const admin = (operationId: string, summary: string): Json => ({
     post: {
       summary,
-      operationId: summary
-        .replace(/[^a-z]+(.)/gi, (_m, c: string) => c.toUpperCase())
-        .replace(/^./, (c) => c.toLowerCase()),
+      operationId,
+      requestBody: { required: false, content: { 'application/json': { schema: ref('AdminRequest') } } },
       responses: {
         '200': json(ref('AdminDone'), 'The pass ran to the end.'),
         '400': COMMON['400'],
@@ -231,9 +232,9 @@ export function openApiDocument(version: string): Json {
           },
         },
       },
-      '/v1/admin/recompute': admin('Run a recompute pass now'),
-      '/v1/admin/reseed': admin('Run a limit reseed now'),
-      '/v1/admin/refresh-shows': admin('Refresh the managed shows now'),
+      '/v1/admin/recompute': admin('adminRecompute', 'Run a recompute pass now'),
+      '/v1/admin/reseed': admin('adminReseed', 'Run a limit reseed now'),
+      '/v1/admin/refresh-shows': admin('adminRefreshShows', 'Refresh the managed shows now'),
       '/v1/admin/drain-show': {
         post: {
           summary:

@@ -98,6 +98,8 @@ const OP_NAMES = ['book', 'confirm', 'rollback'] as const;
  * is generated from exactly what the server validates with.
  */
 export const REQUEST_SCHEMAS = {
+  /** The admin passes take no body, or `{}` (checked by hand in the server, same rule). */
+  AdminRequest: z.strictObject({}),
   BookRequest: bookSchema,
   SettleRequest: settleSchema,
   BatchRequest: z.strictObject({
