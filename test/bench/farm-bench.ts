@@ -124,6 +124,10 @@ export async function benchFarm(
     databaseUrl: url,
     args: ['--recompute-interval', '3600', '--reseed-interval', '3600', '--shows-interval', '3600'],
     env: { CUEACCT_LOG_LEVEL: 'info' },
+    // BENCH_CPU_PROF=dir: a CPU profile of the daemon, written when it stops.
+    ...(process.env.BENCH_CPU_PROF
+      ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] }
+      : {}),
     timeoutMs: 60_000,
   });
   const api = new ApiClient({ url: daemon.url, timeoutMs: 60_000 });

@@ -19,7 +19,7 @@ const API_MD = readFileSync(path.join(ROOT, 'docs/api.md'), 'utf8');
 const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string })
   .version;
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 const doc = JSON.parse(readFileSync(DOC_PATH, 'utf8')) as Json;
 
 // ajv-formats is CommonJS with a default export.

@@ -41,6 +41,8 @@ export interface DaemonOptions {
   /** Wait for the "listening" log line (default), or only for the process to start. */
   waitForListening?: boolean;
   timeoutMs?: number;
+  /** Flags for node itself, before the CLI (e.g. `--cpu-prof`, which NODE_OPTIONS refuses). */
+  nodeArgs?: string[];
 }
 
 /** Spawn `cueacct serve` and resolve once it logs the address it listens on. */
@@ -48,7 +50,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const database = options.databaseUrl === undefined ? [] : ['--database-url', options.databaseUrl];
   const args = ['serve', ...database, ...(options.args ?? [])];
   if (!args.includes('--listen') && !args.includes('--socket')) args.push('--listen', '127.0.0.1:0');
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], {
     env: { ...process.env, CUEACCT_LOG_LEVEL: 'debug', ...options.env, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
