@@ -11,6 +11,7 @@ import type { FarmIds, FarmSpec } from '../../src/db/fixtures.js';
 import { ApiClient } from '../../src/simulate/index.js';
 import { startDaemon } from '../support/daemon.js';
 import { startService } from '../support/service.js';
+import { benchClients, type ClientsBenchResult } from './clients-bench.js';
 import { runHttpClient } from './http-bench.js';
 
 /** 20 shows × 25 allocs = 500 subscriptions; 2,000 folders; 20,000 jobs; 1,000 hosts; 100,000 procs. */
@@ -42,6 +43,8 @@ export interface FarmBenchResult {
   daemonReadyMs: number;
   rssMiB: number;
   peakRssMiB: number;
+  /** Many scheduler processes through the client library (issue 14). */
+  clients: ClientsBenchResult;
   http: {
     bookRoundTripsPerSecond: number;
     p50Ms: number;
@@ -154,7 +157,9 @@ export async function benchFarm(
       { host: hostname, port: Number(port) },
       { seconds: httpSeconds, batchSize: 100, requests: farmRequests(ids, spec) },
     );
+    const clients = await benchClients(daemon, farmRequests(ids, spec), httpSeconds);
     return {
+      clients,
       bootstrapMs,
       recomputeFirstMs: recomputes[0]!,
       recomputeMedianMs: median(recomputes.slice(1)),

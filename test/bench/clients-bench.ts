@@ -1,0 +1,109 @@
+/**
+ * Many schedulers, one daemon (issue 14): 1, 4 and 16 client processes, each an
+ * {@link AccountingClient} with several booking loops (so its micro-batching coalesces them),
+ * against one `cueacct serve` process on the farm-scale database. Reports aggregate bookings/s
+ * and p50/p99 per booking; then one client with a single booking in flight, alone and while
+ * the daemon runs recompute passes back to back (the booking p99 *during* recomputes).
+ *
+ * BENCH_CPU_PROF=dir writes a CPU profile of the daemon (node --cpu-prof) into dir.
+ */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { BookingRequest } from '../../src/core/types.js';
+import { AccountingClient } from '../../src/client/index.js';
+import type { Daemon } from '../support/daemon.js';
+import type { SchedulerClientInput, SchedulerClientResult } from './scheduler-client.js';
+
+const CLIENT = fileURLToPath(new URL('./scheduler-client.js', import.meta.url));
+
+export interface ClientsRow {
+  clients: number;
+  concurrencyPerClient: number;
+  bookingsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  opsPerBatch: number;
+}
+
+export interface ClientsBenchResult {
+  rows: ClientsRow[];
+  /** One client, one booking in flight, while nothing else runs. */
+  single: ClientsRow;
+  /** The same while the daemon runs recompute passes back to back. */
+  singleDuringRecompute: ClientsRow & { passes: number };
+}
+
+async function runClients(
+  url: string,
+  requests: BookingRequest[],
+  clients: number,
+  concurrency: number,
+  seconds: number,
+): Promise<ClientsRow> {
+  const startAt = Date.now() + 1_500 + clients * 100;
+  const results = await Promise.all(
+    Array.from({ length: clients }, (_, i) => {
+      const child = fork(CLIENT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const input: SchedulerClientInput = {
+        url,
+        requests,
+        concurrency,
+        seconds,
+        startAt,
+        offset: Math.floor((i * requests.length) / clients),
+      };
+      child.send(input);
+      return new Promise<SchedulerClientResult>((resolve, reject) => {
+        child.once('message', (result) => resolve(result as SchedulerClientResult));
+        child.once('exit', (code) => {
+          if (code !== 0) reject(new Error(`bench client exited ${code}`));
+        });
+      });
+    }),
+  );
+  const bookings = results.reduce((sum, r) => sum + r.bookings, 0);
+  const longest = Math.max(...results.map((r) => r.seconds));
+  const batches = results.reduce((sum, r) => sum + r.batches, 0);
+  // Per-client percentiles, combined conservatively: the worst client's p50/p99.
+  return {
+    clients,
+    concurrencyPerClient: concurrency,
+    bookingsPerSecond: bookings / longest,
+    p50Ms: Math.max(...results.map((r) => r.p50Ms)),
+    p99Ms: Math.max(...results.map((r) => r.p99Ms)),
+    maxMs: Math.max(...results.map((r) => r.maxMs)),
+    opsPerBatch: batches === 0 ? 0 : bookings / batches,
+  };
+}
+
+export async function benchClients(
+  daemon: Pick<Daemon, 'url'>,
+  requests: BookingRequest[],
+  seconds = 2,
+): Promise<ClientsBenchResult> {
+  const rows: ClientsRow[] = [];
+  for (const clients of [1, 4, 16]) {
+    rows.push(await runClients(daemon.url, requests, clients, 64, seconds));
+  }
+  const single = await runClients(daemon.url, requests, 1, 1, seconds);
+
+  // Recompute passes back to back while one client books one at a time.
+  const admin = new AccountingClient({ url: daemon.url, timeoutMs: 120_000 });
+  let passes = 0;
+  let stop = false;
+  const recomputing = (async () => {
+    while (!stop) {
+      await admin.admin('recompute');
+      passes++;
+    }
+  })();
+  try {
+    const during = await runClients(daemon.url, requests, 1, 1, Math.max(seconds, 4));
+    return { rows, single, singleDuringRecompute: { ...during, passes: passes + 1 } };
+  } finally {
+    stop = true;
+    await recomputing;
+    admin.close();
+  }
+}
