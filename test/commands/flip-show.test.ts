@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanEnv } from '../cli/built-cli.js';
 
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { CLI, api, startDaemon, type Daemon } from '../support/daemon.js';
+import { CLI, api, startDaemon, waitReady, type Daemon } from '../support/daemon.js';
 import { QUIET_DAEMON, cli, closedPort, createNamedFarm, json, oneLine, type NamedFarm } from './support.js';
 
 let db: TestDatabase;
@@ -70,6 +70,7 @@ beforeAll(async () => {
     procs: [{ centicores: 500 }, { centicores: 300 }],
   });
   daemon = await startDaemon({ databaseUrl: db.url, args: QUIET_DAEMON });
+  await waitReady(daemon);
 });
 afterAll(async () => {
   await daemon?.stop();

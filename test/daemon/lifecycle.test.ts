@@ -161,7 +161,7 @@ describe('item 2: new jobs, folders and subscriptions never fail open', () => {
     await serve();
     const before = await counts();
     const junk = () => randomBytes(100).toString('hex');
-    const single = await book(f, 0, { job: junk(), folder: junk() });
+    const single = await book(f, 1, { job: junk(), folder: junk() });
     expect(single.status).toBe(404);
     expect(single.body).toMatchObject({ error: 'unknown_job' });
     expect((await book(f, 1, { folder: junk() })).body).toEqual({
@@ -180,7 +180,7 @@ describe('item 2: new jobs, folders and subscriptions never fail open', () => {
         alloc: f.alloc,
         folder: junk(),
         job: junk(),
-        cores: 0,
+        cores: 1,
         gpus: 0,
       }));
       const answer = await api(daemon!, 'POST', '/v1/batch', { ops });
