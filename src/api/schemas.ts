@@ -51,6 +51,13 @@ export const drainShowResponseSchema = z.object({
   show: z.string(),
   waited_ms: z.number(),
 });
+/** 409 of a drain that ran out of time (the server adds a one-line `message`). */
+export const drainTimeoutSchema = z.object({
+  error: z.literal('drain_timeout'),
+  show: z.string(),
+  inflight: count,
+  message: z.string(),
+});
 export const undrainShowResponseSchema = z.object({
   result: z.enum(['lifted', 'not_draining']),
   show: z.string(),

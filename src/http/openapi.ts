@@ -14,6 +14,7 @@ import {
   bookResponseSchema,
   confirmResponseSchema,
   drainShowResponseSchema,
+  drainTimeoutSchema,
   errorResponseSchema,
   healthSchema,
   rollbackResponseSchema,
@@ -31,8 +32,12 @@ const COMPONENTS: Record<string, z.ZodType> = {
   BookResponse: bookResponseSchema,
   BookRefusal: bookRefusalSchema,
   DrainShowResponse: drainShowResponseSchema,
+  DrainTimeout: drainTimeoutSchema,
   UndrainShowResponse: undrainShowResponseSchema,
   VertexDetailResponse: vertexDetailResponseSchema,
+  // The book endpoint's 409 and 503 bodies: a cap/drain answer or a refusal; not ready or resolving.
+  BookConflict: z.union([bookResponseSchema, bookRefusalSchema]),
+  BookUnavailable: z.union([errorResponseSchema, bookRefusalSchema]),
   ConfirmResponse: confirmResponseSchema,
   RollbackResponse: rollbackResponseSchema,
   BatchResponse: batchResponseSchema,
@@ -118,14 +123,12 @@ export function openApiDocument(version: string): Json {
             '409': {
               description:
                 '`limit_exceeded` (a cap refused) or `show_draining` (a flip to Cuebot is in progress), a BookResponse; or `wrong_folder` / `wrong_show` (the path disagrees with the job), a BookRefusal naming the right value. Nothing changed.',
-              content: {
-                'application/json': { schema: { oneOf: [ref('BookResponse'), ref('BookRefusal')] } },
-              },
+              content: { 'application/json': { schema: ref('BookConflict') } },
             },
             '503': {
               description:
                 '`not_ready` (not accepting bookings) or `resolving` (a new key is still being read; retry after Retry-After). Nothing changed.',
-              content: { 'application/json': { schema: { oneOf: [ref('Error'), ref('BookRefusal')] } } },
+              content: { 'application/json': { schema: ref('BookUnavailable') } },
             },
             ...COMMON,
           },
@@ -243,7 +246,10 @@ export function openApiDocument(version: string): Json {
           requestBody: body('DrainShowRequest'),
           responses: {
             '200': json(ref('DrainShowResponse'), '`drained`: nothing of the show is in flight.'),
-            '409': error('`drain_timeout`: bookings still in flight at the timeout; the drain is lifted.'),
+            '409': json(
+              ref('DrainTimeout'),
+              '`drain_timeout`: bookings still in flight at the timeout; the drain is lifted.',
+            ),
             ...COMMON,
           },
         },

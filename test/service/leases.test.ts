@@ -55,7 +55,7 @@ describe('LeaseBook', () => {
     }
     book.sweep(1_000, () => undefined);
     expect(book.take(guess(mine.id, 'AAAAAAAAAAAAAAAA'))).toBeUndefined(); // not even "expired"
-    expect(book.take(mine.id)).toEqual({ expired: true });
+    expect(book.take(mine.id)).toMatchObject({ expired: true });
   });
 
   it('draws ids with 96 random bits: no two alike across many bookings and fills of the pool', () => {
