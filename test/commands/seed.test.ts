@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { startDaemon } from '../support/daemon.js';
+import { startDaemon, waitReady } from '../support/daemon.js';
 import { QUIET_DAEMON, cli, closedPort, createNamedFarm, json, oneLine, type NamedFarm } from './support.js';
 
 let db: TestDatabase;
@@ -129,6 +129,7 @@ describe('cueacct seed', () => {
 
   it('--daemon: asks the running daemon to reseed and prints its status; exit 3 when it is down', async () => {
     const daemon = await startDaemon({ databaseUrl: db.url, args: QUIET_DAEMON });
+    await waitReady(daemon);
     try {
       const text = await cli(['seed', '--daemon', daemon.url]);
       expect(text.code, text.stderr).toBe(0);
@@ -155,6 +156,7 @@ describe('cueacct seed', () => {
   it('--daemon with a token: from CUEACCT_TOKEN, never printed; a missing one is exit 2', async () => {
     const token = 'seed-test-token-5b1e';
     const daemon = await startDaemon({ databaseUrl: db.url, args: [...QUIET_DAEMON, '--token', token] });
+    await waitReady(daemon, { token });
     try {
       const missing = await cli(['seed', '--daemon', daemon.url]);
       expect(missing.code).toBe(2);

@@ -131,10 +131,13 @@ export async function api(
  * Wait until the daemon answers `/readyz` 200: after the lock's lock-delay and the bootstrap
  * (bookings before that answer 503 not_ready).
  */
-export async function waitReady(daemon: Pick<Daemon, 'url'>, timeoutMs = 30_000): Promise<void> {
+export async function waitReady(
+  daemon: Pick<Daemon, 'url'>,
+  { timeoutMs = 30_000, token }: { timeoutMs?: number; token?: string } = {},
+): Promise<void> {
   // No vitest import here: the plain-node bench and stress runner use this module too.
   const deadline = Date.now() + timeoutMs;
-  while ((await api(daemon, 'GET', '/readyz')).status !== 200) {
+  while ((await api(daemon, 'GET', '/readyz', undefined, token)).status !== 200) {
     if (Date.now() > deadline) throw new Error(`daemon at ${daemon.url} not ready within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
