@@ -310,18 +310,19 @@ export class Store {
    * passes its epoch: a booking of the show still in flight (the show flipped away and back
    * within one lease) that is confirmed while the snapshot is read lands in the new bucket and
    * is carried, never erased. Seeds and recomputes must be single-flight together (the epoch
-   * check refuses an interleaving). Only the seeded keys drop their older bucket (their
-   * snapshot saw it); other keys keep it until the next recompute clears it, an over-count
-   * of at most one more pass.
+   * check refuses an interleaving). The seeded keys drop their older bucket (their snapshot saw
+   * it); every other key moves it into the new bucket, which the next recompute clears.
    */
   seedShowBooked(snapshot: Snapshot, epoch: number): void {
     this.assertLatestEpoch('seedShowBooked', epoch);
     const carried = (this.currentEpoch & 1) as 0 | 1;
     const seen = (carried ^ 1) as 0 | 1;
     const ignored = emptyDrift();
+    const seeded = new Set<Vertex>();
     const seedOne = (vertex: Vertex, totals: SubscriptionTotals | NodeTotals): void => {
       overwrite(vertex, totals, carried, ignored);
       vertex.clearSettled(seen);
+      seeded.add(vertex);
     };
     for (const totals of snapshot.subscriptions) {
       seedOne(this.subscriptionVertex(totals.show, totals.alloc), totals);
@@ -332,6 +333,14 @@ export class Store {
       const job = this.nodeVertex(this.jobs, 'job', totals.id, totals.show);
       seedOne(job, totals);
       if (totals.folder !== undefined) this.followSnapshotFolder(job, totals.folder, totals);
+    }
+    // Every other key: its confirms from before this epoch bump will be seen by the next
+    // recompute's snapshot, so they belong in the bucket that recompute clears, not in the one
+    // it carries (that would count them twice for a whole pass).
+    for (const vertex of this.allVertices()) {
+      if (seeded.has(vertex)) continue;
+      vertex.addSettled(carried, vertex.settledCores(seen), vertex.settledGpus(seen));
+      vertex.clearSettled(seen);
     }
   }
 

@@ -735,11 +735,15 @@ const listener: Phase = {
       }
       const report = await simulation;
       recordLoad(out, report);
-      out.expect(
-        report.counts.notReady === 0,
-        `bookings failed closed ${report.counts.notReady} times though only the listener was killed`,
-      );
+      // While the listener reconnects the daemon cannot follow cap decreases: it fails closed
+      // (issue 10). What must hold is that it serves again once the listener is back.
+      out.figure('bookings refused while the listener reconnected', report.counts.notReady);
       await listenerReconnected(daemon);
+      await until(
+        async () => (await daemon.api.get('/readyz')).status === 200,
+        10_000,
+        'the daemon serves again after the listener reconnected',
+      );
       const after = await daemonTally(daemon.api);
       out.figure('listener kills / reconnects', `${kills} / ${after.reconnects - before.reconnects}`);
       out.expect(
