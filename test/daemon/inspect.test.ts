@@ -38,7 +38,10 @@ beforeAll(async () => {
   jobId = farm.job;
   // Sample refusals every 0.2 s so the detail history fills within the test.
   daemon = await startDaemon({ databaseUrl: db.url, args: ['--history-interval', '0.2'] });
-  await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, { message: 'ready' });
+  await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, {
+    timeoutMs: 30_000,
+    message: 'ready (after the lock-delay)',
+  });
   // The job sits at its cap (4/4): three bookings are refused by its job cap. Tests that need
   // a refusal within the last minute call this again (a slow machine may take longer than that).
   refuse = async () => {

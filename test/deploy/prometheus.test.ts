@@ -98,7 +98,8 @@ describe.skipIf(!prometheus)('a real Prometheus scraping a live daemon', () => {
     await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 400 });
     daemon = await startDaemon({ databaseUrl: db.url });
     await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, {
-      message: 'daemon ready',
+      timeoutMs: 30_000,
+      message: 'daemon ready (after the lock-delay)',
     });
     // One refusal by the job cap (4/4), so the per-show refusal series exists.
     const refused = await api(daemon, 'POST', '/v1/book', {
