@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProc } from '../../src/db/fixtures.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../support/db.js';
-import { CLI, api, startDaemon, type Daemon } from '../support/daemon.js';
+import { CLI, api, startDaemon, waitReady, type Daemon } from '../support/daemon.js';
 import { createSmallFarm } from '../support/service.js';
 
 const run = promisify(execFile);
@@ -38,10 +38,7 @@ beforeAll(async () => {
   jobId = farm.job;
   // Sample refusals every 0.2 s so the detail history fills within the test.
   daemon = await startDaemon({ databaseUrl: db.url, args: ['--history-interval', '0.2'] });
-  await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, {
-    timeoutMs: 30_000,
-    message: 'ready (after the lock-delay)',
-  });
+  await waitReady(daemon);
   // The job sits at its cap (4/4): three bookings are refused by its job cap. Tests that need
   // a refusal within the last minute call this again (a slow machine may take longer than that).
   refuse = async () => {

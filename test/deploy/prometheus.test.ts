@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProc } from '../../src/db/fixtures.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../support/db.js';
-import { ROOT, api, startDaemon, type Daemon } from '../support/daemon.js';
+import { ROOT, api, startDaemon, waitReady, type Daemon } from '../support/daemon.js';
 import { createSmallFarm } from '../support/service.js';
 
 const run = promisify(execFile);
@@ -97,10 +97,7 @@ describe.skipIf(!prometheus)('a real Prometheus scraping a live daemon', () => {
     });
     await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 400 });
     daemon = await startDaemon({ databaseUrl: db.url });
-    await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, {
-      timeoutMs: 30_000,
-      message: 'daemon ready (after the lock-delay)',
-    });
+    await waitReady(daemon);
     // One refusal by the job cap (4/4), so the per-show refusal series exists.
     const refused = await api(daemon, 'POST', '/v1/book', {
       show: farm.show,
