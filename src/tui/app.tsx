@@ -7,6 +7,9 @@
  * `intervalMs` (never overlapping), and everything shown is computed by the pure view model and
  * laid out by `layout.ts`, shared with the plain `--once` frame.
  */
+// Must precede `ink`: see the module.
+import './live-terminal.js';
+
 import { Box, render, Text, useApp, useInput, useStdout } from 'ink';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 

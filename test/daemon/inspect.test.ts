@@ -150,7 +150,7 @@ describe.skipIf(!tmux)('cueacct inspect in a real terminal (tmux, 80×24)', () =
     }
   });
 
-  it('shows the table, sorts by blocked, opens the detail pane with Enter and closes it with Esc, all within 80×24', async () => {
+  it('shows the table, sorts by blocked, opens the detail pane with Enter and closes it with Esc, all within 80×24, even with CI set', async () => {
     const command = [
       process.execPath,
       CLI,
@@ -174,7 +174,8 @@ describe.skipIf(!tmux)('cueacct inspect in a real terminal (tmux, 80×24)', () =
       '80',
       '-y',
       '24',
-      `NO_COLOR=1 ${command}`,
+      // CI=true: Ink would draw only the last frame at exit; the operator at a terminal sees it live.
+      `CI=true NO_COLOR=1 ${command}`,
     ]);
     await shows('hero-comp');
     const table = capture();
