@@ -4,6 +4,7 @@
  * converted; the store never sees centicores.
  */
 import type { CapSet, NodeTotals, Snapshot, SubscriptionTotals } from './types.js';
+import { runToEnd, type Steps } from './steps.js';
 import { bookedCoresFromCenticores, capCoresFromCenticores, type PgInteger } from './units.js';
 
 /** `SUM(proc)` grouped by (show, alloc, folder, job), in centicores. */
@@ -38,6 +39,15 @@ interface Sum {
  * each vertex is divided into whole cores once.
  */
 export function buildSnapshot(booked: readonly BookedRow[], baseline: CapRows, multiplier: number): Snapshot {
+  return runToEnd(snapshotSteps(booked, baseline, multiplier));
+}
+
+/** `buildSnapshot`, one step per row and per key (a farm is tens of thousands of each). */
+export function* snapshotSteps(
+  booked: readonly BookedRow[],
+  baseline: CapRows,
+  multiplier: number,
+): Steps<Snapshot> {
   const subscriptions = new Map<string, Sum & { alloc: string }>();
   const folders = new Map<string, Sum>();
   const jobs = new Map<string, Sum>();
@@ -49,9 +59,13 @@ export function buildSnapshot(booked: readonly BookedRow[], baseline: CapRows, m
       gpus: 0,
     });
   }
-  for (const row of baseline.folders) folders.set(row.id, { show: row.show, centicores: 0, gpus: 0 });
+  for (const row of baseline.folders) {
+    folders.set(row.id, { show: row.show, centicores: 0, gpus: 0 });
+    yield;
+  }
   for (const row of baseline.jobs) {
     jobs.set(row.id, { show: row.show, centicores: 0, gpus: 0, folder: row.folder });
+    yield;
   }
 
   for (const row of booked) {
@@ -67,6 +81,7 @@ export function buildSnapshot(booked: readonly BookedRow[], baseline: CapRows, m
     sub.gpus += gpus;
     addTo(folders, row.folder, row.show, centicores, gpus);
     addTo(jobs, row.job, row.show, centicores, gpus).folder = row.folder;
+    yield;
   }
 
   return {
@@ -76,8 +91,8 @@ export function buildSnapshot(booked: readonly BookedRow[], baseline: CapRows, m
       cores: bookedCoresFromCenticores(sum.centicores, multiplier),
       gpus: sum.gpus,
     })),
-    folders: toNodeTotals(folders, multiplier),
-    jobs: toNodeTotals(jobs, multiplier),
+    folders: yield* nodeTotals(folders, multiplier),
+    jobs: yield* nodeTotals(jobs, multiplier),
   };
 }
 
@@ -117,7 +132,7 @@ function addTo(map: Map<string, Sum>, id: string, show: string, centicores: numb
   return sum;
 }
 
-function toNodeTotals(map: Map<string, Sum>, multiplier: number): NodeTotals[] {
+function* nodeTotals(map: Map<string, Sum>, multiplier: number): Steps<NodeTotals[]> {
   const totals: NodeTotals[] = [];
   for (const [id, sum] of map) {
     const total: NodeTotals = {
@@ -128,6 +143,7 @@ function toNodeTotals(map: Map<string, Sum>, multiplier: number): NodeTotals[] {
     };
     if (sum.folder !== undefined) total.folder = sum.folder;
     totals.push(total);
+    yield;
   }
   return totals;
 }

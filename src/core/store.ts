@@ -14,6 +14,7 @@ import type {
 } from './types.js';
 import { Vertex, type VertexView } from './vertex.js';
 import { MAX_BOOKING_CORES, MAX_BOOKING_GPUS } from './booking-range.js';
+import { runToEnd, type Steps } from './steps.js';
 
 type BookingState = 'in_flight' | 'confirmed' | 'rolled_back' | 'recounted';
 
@@ -40,6 +41,7 @@ export class Booking {
 }
 
 export type BookOutcome = Booking | Rejection;
+
 
 function reject(table: LimitTable, current: number, limit: number): Rejection {
   return { result: 'limit_exceeded', table, current, limit };
@@ -75,6 +77,8 @@ export class Store {
   private currentEpoch = 0;
   private inflight = 0;
   private removedVertices = 0;
+  /** A sliced overwrite is between its first and last step. */
+  private overwriting = false;
 
   // ---- bookings -------------------------------------------------------------------------
 
@@ -213,6 +217,7 @@ export class Store {
    * bucket and are carried forward by `overwriteCounters`.
    */
   beginRecompute(): number {
+    this.assertNoOverwrite('beginRecompute');
     return this.currentEpoch++;
   }
 
@@ -223,26 +228,68 @@ export class Store {
    * Keys missing from the snapshot keep their live value. Returns the drift found.
    */
   overwriteCounters(snapshot: Snapshot, epoch: number): DriftReport {
+    return runToEnd(this.beginOverwrite(snapshot, epoch));
+  }
+
+  /**
+   * `overwriteCounters` one vertex per step, so bookings never wait behind a whole farm: the
+   * caller runs the steps to the end, letting other work run between them.
+   *
+   * Each vertex's overwrite is one critical section, and what may run between two of them
+   * keeps the invariant: a booking, confirm or rollback changes live and its pending parts
+   * by the same delta, so `snapshot + pending` stays right on either side of the overwrite;
+   * a release applied before the overwrite is erased by it (an over-count, healed by the
+   * next pass, as when it lands during the fence) and one applied after it is exact. What
+   * must not run in between is refused until the last step: a new epoch (another pass) and
+   * a job moving folder (the folders' part of the snapshot would follow it twice).
+   */
+  beginOverwrite(snapshot: Snapshot, epoch: number): Steps<DriftReport> {
     this.assertLatestEpoch('overwriteCounters', epoch);
-    const carried = (this.currentEpoch & 1) as 0 | 1;
+    this.assertNoOverwrite('overwriteCounters');
+    this.overwriting = true;
+    return this.overwriteSteps(snapshot);
+  }
+
+  /** One yield per vertex overwritten or cleared; the forgetting of idle keys is one step. */
+  private *overwriteSteps(snapshot: Snapshot): Steps<DriftReport> {
+    try {
+      return yield* this.overwriteEach(snapshot);
+    } finally {
+      // Also when a step throws (a bug): it must not leave every later pass refused.
+      this.overwriting = false;
+    }
+  }
+
+  private *overwriteEach(snapshot: Snapshot): Steps<DriftReport> {
     const report: DriftReport = { subscription: emptyDrift(), folder: emptyDrift(), job: emptyDrift() };
+    const carried = (this.currentEpoch & 1) as 0 | 1;
     const present = new Set<Vertex>();
     for (const totals of snapshot.subscriptions) {
       overwrite(this.subscriptionVertex(totals.show, totals.alloc), totals, carried, report.subscription);
+      yield;
     }
     for (const totals of snapshot.folders) {
       const vertex = this.nodeVertex(this.folders, 'folder', totals.id, totals.show);
       overwrite(vertex, totals, carried, report.folder);
       present.add(vertex);
+      yield;
     }
+    // After every folder: a job summed under a folder it has left shifts that part of the
+    // folders' overwritten values (bookings in between only add their own deltas).
     for (const totals of snapshot.jobs) {
       const vertex = this.nodeVertex(this.jobs, 'job', totals.id, totals.show);
       overwrite(vertex, totals, carried, report.job);
       present.add(vertex);
       if (totals.folder !== undefined) this.followSnapshotFolder(vertex, totals.folder, totals);
+      yield;
     }
+    // Only confirms from before the epoch bump are in this bucket, and none can join it now.
     const seen = (carried ^ 1) as 0 | 1;
-    for (const vertex of this.allVertices()) vertex.clearSettled(seen);
+    for (const vertex of this.allVertices()) {
+      vertex.clearSettled(seen);
+      yield;
+    }
+    // One step: which folder still holds a job must be decided with the deletions.
     this.forgetIdle(present);
     return report;
   }
@@ -292,6 +339,7 @@ export class Store {
    * when the job is unknown or already there. Counters never go below 0.
    */
   moveJob(job: string, folder: string): boolean {
+    this.assertNoOverwrite('moveJob');
     const vertex = this.jobs.get(job);
     if (vertex === undefined) return false;
     const to = this.nodeVertex(this.folders, 'folder', folder, vertex.show);
@@ -485,6 +533,10 @@ export class Store {
         `${caller}: epoch ${epoch} is not the one the last beginRecompute returned (${this.currentEpoch - 1})`,
       );
     }
+  }
+
+  private assertNoOverwrite(caller: string): void {
+    if (this.overwriting) throw new Error(`${caller}: a sliced overwrite is still running`);
   }
 
   private *allVertices(): IterableIterator<Vertex> {

@@ -16,7 +16,8 @@ import type {
   UndrainShowResponse,
   VertexDetailResponse,
 } from '../api/types.js';
-import { buildCapSet, buildSnapshot } from '../core/boundary.js';
+import { buildCapSet, buildSnapshot, snapshotSteps } from '../core/boundary.js';
+import type { Steps } from '../core/steps.js';
 import { Store, type BookOutcome } from '../core/store.js';
 import {
   VERTEX_KINDS,
@@ -42,6 +43,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { PoolSnapshot } from '../observability/pool-metrics.js';
 import { isUnreachableError } from '../cli/errors.js';
 import { DeadlineError, withDeadline } from './deadline.js';
+import { runInSlices } from './event-loop.js';
 import { ShowDrains } from './drain.js';
 import { KeyResolver, folderKey, jobKey, subscriptionKey } from './key-resolver.js';
 import { LeaseBook, insertMarginMs } from './leases.js';
@@ -110,6 +112,22 @@ const VERDICT_MS = 1_000;
 
 /** Limit changes remembered so a cap read can replay those that arrived during it. */
 const LIMIT_LOG_SIZE = 10_000;
+/** Cap rows per step of a pass applying its cap read (each step also replays limit changes). */
+const CAP_ROWS_PER_STEP = 32;
+
+type CapOptions = { onlyUnseeded?: boolean; authoritativeShows?: ReadonlySet<string> };
+
+/** Index of the first entry of the (seq-ordered) limit log newer than `seq`. */
+function firstAfter(log: readonly { seq: number }[], seq: number): number {
+  let low = 0;
+  let high = log.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (log[mid]!.seq > seq) high = mid;
+    else low = mid + 1;
+  }
+  return low;
+}
 
 export class AccountingService implements BookingService {
   readonly store = new Store();
@@ -134,6 +152,12 @@ export class AccountingService implements BookingService {
    * buckets after it: one at a time, or one would clear a bucket the other still carries.
    */
   private readonly epochPass = pLimit(1);
+  /**
+   * Writes of a database read into the store go one at a time: a pass applies its read over
+   * many turns of the event loop, and a job moved by a booking's key read in between would
+   * have its snapshot part follow it twice.
+   */
+  private readonly bulkWrites = pLimit(1);
   private limitLog: { seq: number; change: LimitChange }[] = [];
   private limitSeq = 0;
   private seeded = false;
@@ -377,6 +401,10 @@ export class AccountingService implements BookingService {
     const since = this.limitSeq;
     this.metrics.keyReads.inc();
     const read = await capRowsOfKeys(this.pool, keys);
+    return this.bulkWrites(() => this.applyKeyRead(read, since));
+  }
+
+  private applyKeyRead(read: NamedCapRows, since: number): ReadonlySet<string> {
     const managed = (row: { show: string }) => this.managed.has(row.show);
     const rows: NamedCapRows = {
       subscriptions: read.subscriptions.filter(managed),
@@ -407,12 +435,17 @@ export class AccountingService implements BookingService {
   }
 
   /** Moves the recompute's cap read saw, unless a booking's newer read moved the job since. */
-  private applyMoves(jobs: NamedCapRows['jobs'], movesSince: number): void {
+  private *moveSteps(jobs: NamedCapRows['jobs'], movesSince: number): Steps<void> {
     for (const row of jobs) {
       const job = this.store.job(row.id);
-      if (job?.folderId === undefined || job.folderId === row.folder) continue;
-      if ((this.movedAt.get(row.id) ?? 0) > movesSince) continue;
-      if (this.store.moveJob(row.id, row.folder)) this.metrics.jobMoves.inc();
+      if (
+        job?.folderId !== undefined &&
+        job.folderId !== row.folder &&
+        (this.movedAt.get(row.id) ?? 0) <= movesSince &&
+        this.store.moveJob(row.id, row.folder)
+      )
+        this.metrics.jobMoves.inc();
+      yield;
     }
     for (const [id, seq] of this.movedAt) if (seq <= movesSince) this.movedAt.delete(id);
   }
@@ -560,20 +593,23 @@ export class AccountingService implements BookingService {
       const since = this.limitSeq;
       const movesSince = this.moveSeq;
       const read = await readAccounting(this.pool, shows);
-      // Built before the fence so only the caps and the overwrite block the event loop after it.
-      const snapshot = buildSnapshot(read.booked, read.caps, this.config.coreMultiplier);
+      // Every walk over the farm goes in slices: no booking waits behind a recompute.
+      const snapshot = await runInSlices(snapshotSteps(read.booked, read.caps, this.config.coreMultiplier));
       await this.fence();
-      // The cap read lists every subscription of these shows: one missing was deleted (item 5).
-      this.applyCaps(read.caps, { onlyUnseeded: true, authoritativeShows: new Set(shows) }, since);
-      this.applyMoves(read.caps.jobs, movesSince);
-      return this.store.overwriteCounters(snapshot, epoch);
+      return this.bulkWrites(async () => {
+        // The cap read lists every subscription of these shows: one missing was deleted.
+        const options = { onlyUnseeded: true, authoritativeShows: new Set(shows) };
+        await runInSlices(this.capSteps(read.caps, options, since));
+        await runInSlices(this.moveSteps(read.caps.jobs, movesSince));
+        return runInSlices(this.store.beginOverwrite(snapshot, epoch));
+      });
     });
     this.lastDrift = drift;
     for (const vertex of VERTEX_KINDS) {
       this.metrics.recomputeDrift.set({ vertex }, drift[vertex].cores);
       this.metrics.recomputeDriftGpus.set({ vertex }, drift[vertex].gpus);
     }
-    this.measureOverCap();
+    await runInSlices(this.overCapSteps());
     const rewritten = await rewriteAccountingTables(
       this.pool,
       { kind: 'managed' },
@@ -589,8 +625,9 @@ export class AccountingService implements BookingService {
     const shows = [...this.managed.keys()];
     const since = this.limitSeq;
     const caps = await capRows(this.pool, shows);
-    this.applyCaps(caps, { authoritativeShows: new Set(shows) }, since);
-    this.measureOverCap();
+    const options = { authoritativeShows: new Set(shows) };
+    await this.bulkWrites(() => runInSlices(this.capSteps(caps, options, since)));
+    await runInSlices(this.overCapSteps());
     this.metrics.lastReseed.set(Date.now() / 1000);
     this.logger.debug({ shows: shows.length }, 'limit reseed pass');
   }
@@ -653,14 +690,31 @@ export class AccountingService implements BookingService {
    * Set caps read from the database, then replay the limit changes that arrived since the
    * read began: a change committed after the read must win over the value it read.
    */
-  private applyCaps(
-    rows: NamedCapRows,
-    options: { onlyUnseeded?: boolean; authoritativeShows?: ReadonlySet<string> },
-    since: number,
-  ): void {
+  private applyCaps(rows: NamedCapRows, options: CapOptions, since: number): void {
     this.store.setCaps(buildCapSet(rows, this.config.coreMultiplier), options);
-    for (const entry of this.limitLog) if (entry.seq > since) this.store.applyLimitChange(entry.change);
+    for (let i = firstAfter(this.limitLog, since); i < this.limitLog.length; i++)
+      this.store.applyLimitChange(this.limitLog[i]!.change);
     this.names.remember(rows);
+  }
+
+  /**
+   * `applyCaps` a few rows per step. Each step replays the limit changes, so no booking ever
+   * sees a cap the read had before a newer change. Subscriptions go last and whole: only the
+   * whole list says which one was deleted.
+   */
+  private *capSteps(rows: NamedCapRows, options: CapOptions, since: number): Steps<void> {
+    const rowsOnly = { onlyUnseeded: options.onlyUnseeded === true };
+    for (let i = 0; i < rows.folders.length; i += CAP_ROWS_PER_STEP) {
+      const folders = rows.folders.slice(i, i + CAP_ROWS_PER_STEP);
+      this.applyCaps({ subscriptions: [], folders, jobs: [] }, rowsOnly, since);
+      yield;
+    }
+    for (let i = 0; i < rows.jobs.length; i += CAP_ROWS_PER_STEP) {
+      const jobs = rows.jobs.slice(i, i + CAP_ROWS_PER_STEP);
+      this.applyCaps({ subscriptions: [], folders: [], jobs }, rowsOnly, since);
+      yield;
+    }
+    this.applyCaps({ subscriptions: rows.subscriptions, folders: [], jobs: [] }, options, since);
   }
 
   private publish(show: ShowRow): void {
@@ -740,10 +794,13 @@ export class AccountingService implements BookingService {
   }
 
   /** A missed cap decrease is the only way a counter can sit above its cap: make it visible. */
-  private measureOverCap(): void {
+  private *overCapSteps(): Steps<void> {
     for (const kind of VERTEX_KINDS) {
       let over = 0;
-      for (const vertex of this.store.vertices(kind)) if (isOverCap(vertex)) over++;
+      for (const vertex of this.store.vertices(kind)) {
+        if (isOverCap(vertex)) over++;
+        yield;
+      }
       this.metrics.capsExceeded.set({ vertex: kind }, over);
     }
   }

@@ -8,6 +8,7 @@ import { VERTEX_KINDS } from '../core/types.js';
 import { refusalsByTable, utilization, type VertexView } from '../core/vertex.js';
 import type { NamedCapRows } from '../db/queries.js';
 import type { RefusalHistory } from './refusal-history.js';
+import { nextTurn } from './event-loop.js';
 import { encodeCursor, type StateCursor } from './state-cursor.js';
 import { STATE_PAGE_DEFAULT, type StateQuery } from './types.js';
 
@@ -92,7 +93,7 @@ export async function stateResponse(
             : 0;
     let position = 0;
     for (const vertex of store.vertices(kind)) {
-      if (++scanned % SCAN_SLICE === 0) await turn();
+      if (++scanned % SCAN_SLICE === 0) await nextTurn();
       if (store.removals !== seenRemovals) {
         from = Math.max(0, from - (store.removals - seenRemovals));
         seenRemovals = store.removals;
@@ -186,11 +187,6 @@ function sortStates(rows: VertexState[], sort: NonNullable<StateQuery['sort']>):
   else keyed.sort((a, b) => b.row.cores - a.row.cores || byLabel(a, b));
   for (let i = 0; i < keyed.length; i++) rows[i] = keyed[i]!.row;
   return rows;
-}
-
-/** Let other callbacks (bookings) run before the scan goes on. */
-function turn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Most refused first: the last minute's rate, then the five minutes', then the total. */

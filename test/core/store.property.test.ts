@@ -19,13 +19,18 @@
  * until then the model attributes the job to the folder the daemon knows: that is the
  * documented window). Companion tests show the model catches each class when the fix is
  * undone.
+ *
+ * A recompute's overwrite runs a few vertices per `step` (issue 14: no booking waits behind a
+ * recompute), with bookings, settles, releases and expiries in between; a booking that must
+ * read its keys waits until the overwrite is done, as the service's bulk writes do.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { buildCapSet, buildSnapshot, type BookedRow, type CapRows } from '../../src/core/boundary.js';
 import { MAX_BOOKING_CORES, MAX_BOOKING_GPUS } from '../../src/core/booking-range.js';
+import type { Steps } from '../../src/core/steps.js';
 import { Booking, Store } from '../../src/core/store.js';
-import type { Snapshot } from '../../src/core/types.js';
+import type { DriftReport, Snapshot } from '../../src/core/types.js';
 
 const SHOWS = ['s0', 's1'];
 const ALLOCS = ['a0', 'a1'];
@@ -100,6 +105,7 @@ type Op =
   | { op: 'beginSeed'; show: number }
   | { op: 'createJob' | 'finishJob'; job: number }
   | { op: 'moveJob'; job: number; folder: number }
+  | { op: 'step'; count: number }
   | { op: 'deliver' | 'begin' | 'snapshot' | 'fence' | 'finish' };
 
 const capsArb = fc.record({
@@ -154,6 +160,10 @@ function opsWith(weights: Weights = {}): fc.Arbitrary<Op> {
       }),
     },
     {
+      weight: w('step', 4),
+      arbitrary: fc.record({ op: fc.constant('step' as const), count: fc.integer({ min: 1, max: 4 }) }),
+    },
+    {
       weight: w('beginSeed', 2),
       arbitrary: fc.record({
         op: fc.constant('beginSeed' as const),
@@ -166,6 +176,9 @@ function opsWith(weights: Weights = {}): fc.Arbitrary<Op> {
 const opArb = opsWith();
 /** Flip seeds and late confirms racing confirms: recomputes rare, no rollbacks or deletes. */
 const flipArb = opsWith({ begin: 1, beginSeed: 4, rollback: 0, deleteProc: 1, expire: 3, lateConfirm: 3 });
+
+/** Recomputes back to back, their overwrites a step at a time with everything else in between. */
+const slicedArb = opsWith({ begin: 4, snapshot: 4, fence: 4, finish: 4, step: 8, beginSeed: 1, expire: 2 });
 
 /** Generous caps, so most bookings apply and the races have something to race on. */
 const roomyCapsArb = fc.record({
@@ -182,6 +195,8 @@ class Model {
   readonly bookings: ModelBooking[] = [];
   readonly queue: Notification[] = [];
   pass: Pass | undefined;
+  /** The open recompute's overwrite, applied a few vertices per `step`. */
+  private overwrite: Steps<DriftReport> | undefined;
   private passes = 0;
   /** The database: which jobs exist, which are FINISHED, each job's folder. */
   readonly created = new Set(JOBS.slice(0, INITIAL_JOBS).map((j) => j.id));
@@ -386,7 +401,7 @@ class Model {
         }
         return;
       case 'finish':
-        if (this.pass?.fenceDelivered) {
+        if (this.pass?.fenceDelivered && this.overwrite === undefined) {
           const pass = this.pass;
           if (pass.show === undefined) {
             // As the service's recompute: caps of new keys, moves the read saw, then the overwrite.
@@ -395,17 +410,39 @@ class Model {
               if ((this.movedAt.get(row.id) ?? 0) > pass.movesSince) continue;
               this.learnFolder(row.id, row.folder);
             }
-            this.store.overwriteCounters(pass.snapshot!, pass.epoch);
+            this.overwrite = this.store.beginOverwrite(pass.snapshot!, pass.epoch);
           } else {
             this.store.seedShowBooked(pass.snapshot!, pass.epoch);
+            this.passDone();
           }
-          // A job the store forgot holds nothing: the daemon knows its folder from its next read.
-          for (const job of JOBS)
-            if (this.store.job(job.id) === undefined) this.known.set(job.id, this.pgFolder.get(job.id)!);
-          this.pass = undefined;
         }
         return;
+      case 'step':
+        return this.advance(op.count);
     }
+  }
+
+  /** Run up to `count` steps of the open overwrite. */
+  advance(count: number): void {
+    if (this.overwrite === undefined) return;
+    for (let i = 0; i < count; i++) {
+      if (this.overwrite.next().done === true) {
+        this.overwrite = undefined;
+        return this.passDone();
+      }
+    }
+  }
+
+  /** The service's bulk writes: a key read waits until the open overwrite is done. */
+  finishOverwrite(): void {
+    this.advance(Number.POSITIVE_INFINITY);
+  }
+
+  private passDone(): void {
+    // A job the store forgot holds nothing: the daemon knows its folder from its next read.
+    for (const job of JOBS)
+      if (this.store.job(job.id) === undefined) this.known.set(job.id, this.pgFolder.get(job.id)!);
+    this.pass = undefined;
   }
 
   /** The daemon learns a job's folder from a read: the store moves it (unless mutated). */
@@ -429,6 +466,7 @@ class Model {
     const vertex = this.store.job(job.id);
     if (!this.mutation.noResolution && (vertex?.capsSeeded !== true || vertex.folderId !== folder)) {
       // The service's key resolution: read the job (caps, folder) before checking.
+      this.finishOverwrite();
       const row = this.capRows().jobs.find((r) => r.id === job.id)!;
       if (this.learnFolder(job.id, row.folder)) this.movedAt.set(job.id, ++this.moveSeq);
       this.store.setCaps(buildCapSet({ subscriptions: [], folders: [], jobs: [row] }, 1), {
@@ -497,6 +535,7 @@ class Model {
     for (const op of ['begin', 'snapshot', 'fence'] as const) this.run({ op });
     while (this.pass && !this.pass.fenceDelivered) this.deliver();
     this.run({ op: 'finish' });
+    this.finishOverwrite();
   }
 
   checkInvariant(step: string): void {
@@ -559,6 +598,10 @@ describe('Store invariant under random interleavings (fast-check)', () => {
   it('holds when flip seeds and late confirms race confirms (focused mix)', () => {
     // Long runs (fast-check's default size keeps arrays to about ten steps).
     checkProperty(roomyCapsArb, fc.array(flipArb, { minLength: 40, maxLength: 120 }), 200);
+  });
+
+  it('holds when bookings, settles and releases land between the steps of an overwrite (focused mix)', () => {
+    checkProperty(roomyCapsArb, fc.array(slicedArb, { minLength: 60, maxLength: 160 }), 300);
   });
 
   function checkProperty(caps: fc.Arbitrary<Caps>, runs: fc.Arbitrary<Op[]>, numRuns = 400): void {
@@ -689,6 +732,37 @@ describe('Store invariant under random interleavings (fast-check)', () => {
     model.run({ op: 'book', job: 0, alloc: 0, cores: 3, gpus: 0 }); // in flight, no proc yet
     model.deliver(); // the late release subtracts a proc the snapshot never counted
     expect(() => model.checkInvariant('unfenced')).toThrow(/below truth/);
+  });
+
+  it('a job moved while an overwrite is half done would under-count its old folder: the store refuses the move', () => {
+    const model = new Model({
+      burst: [20, 20, 20, 20],
+      folderCores: [-1, -1, -1],
+      folderGpus: [-1, -1, -1],
+      jobCores: [-1, -1, -1, -1, -1, -1],
+      jobGpus: [-1, -1, -1, -1, -1, -1],
+    });
+    for (const [job, cores] of [
+      [0, 3],
+      [1, 2],
+    ] as const) {
+      model.run({ op: 'book', job, alloc: 0, cores, gpus: 0 });
+      model.run({ op: 'commitProc', pick: 0 });
+      model.run({ op: 'confirm', pick: 0 });
+    }
+    model.fullPass();
+    for (const op of ['begin', 'snapshot', 'fence', 'deliver', 'finish'] as const) model.run({ op });
+    model.run({ op: 'moveJob', job: 0, folder: 1 }); // in the database, after the snapshot read
+    model.advance(4 + 3); // every subscription and folder overwritten; no job yet
+    expect(() => model.store.moveJob('j0', 'f1')).toThrow(/sliced overwrite/);
+    // Undo the guard: a booking's key read moves the job now, between two steps.
+    const guard = model.store as unknown as { overwriting: boolean };
+    guard.overwriting = false;
+    model.store.moveJob('j0', 'f1');
+    guard.overwriting = true;
+    model.known.set('j0', 'f1');
+    model.finishOverwrite();
+    expect(() => model.checkInvariant('moved mid-overwrite')).toThrow(/folder f0 live 0c\/0g below truth 2c/);
   });
 
   describe('catches each lifecycle class of issue 11 when its fix is undone', () => {
