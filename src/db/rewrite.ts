@@ -132,21 +132,34 @@ const TABLES: Record<AccountingTable, { pk: string; caps: readonly string[] }> =
 async function rewriteTable(tx: Tx, table: AccountingTable, scope: RewriteScope): Promise<number> {
   const { pk, caps } = TABLES[table];
   const disarm = caps.map((cap) => `, ${cap} = t.${cap} + 1`).join('');
-  const changed = await tx<{ pk: string }[]>`
-    WITH live AS (${liveProcs(tx, scope)}),
-    target AS (${targetRows(tx, table, scope)})
+  const update = tx`
     UPDATE ${tx(table)} t
     SET int_cores = target.cores, int_gpus = target.gpus ${tx.unsafe(disarm)}
     FROM target
     WHERE t.${tx(pk)} = target.pk AND (t.int_cores <> target.cores OR t.int_gpus <> target.gpus)
     RETURNING t.${tx(pk)} AS pk`;
-  if (caps.length > 0 && changed.length > 0) {
-    const restore = caps.map((cap) => `${cap} = ${cap} - 1`).join(', ');
-    await tx`
-      UPDATE ${tx(table)} SET ${tx.unsafe(restore)}
-      WHERE ${tx(pk)} = ANY(${changed.map((row) => row.pk)})`;
+  if (caps.length === 0) {
+    const [row] = await tx<{ changed: number }[]>`
+      WITH live AS (${liveProcs(tx, scope)}), target AS (${targetRows(tx, table, scope)}),
+      changed AS (${update})
+      SELECT count(*)::int AS changed FROM changed`;
+    return row!.changed;
   }
-  return changed.length;
+  // The changed keys stay in the server: a first pass changes every row, and shipping their
+  // keys to the daemon and back held its event loop for tens of milliseconds.
+  const changedKeys = tx(`cueacct_changed_${table}`);
+  await tx`CREATE TEMP TABLE ${changedKeys} (pk varchar(36) PRIMARY KEY) ON COMMIT DROP`;
+  const inserted = await tx`
+    WITH live AS (${liveProcs(tx, scope)}), target AS (${targetRows(tx, table, scope)}),
+    changed AS (${update})
+    INSERT INTO ${changedKeys} SELECT pk FROM changed`;
+  if (inserted.count > 0) {
+    const restore = caps.map((cap) => `${cap} = t.${cap} - 1`).join(', ');
+    await tx`
+      UPDATE ${tx(table)} t SET ${tx.unsafe(restore)}
+      FROM ${changedKeys} c WHERE t.${tx(pk)} = c.pk`;
+  }
+  return inserted.count;
 }
 
 /**
