@@ -5,6 +5,7 @@
  * throws only when the harness itself fails.
  */
 import type { Sql } from 'postgres';
+import type { BookingRequest } from '../../src/core/types.js';
 import { createFarm, type FarmIds, type FarmSpec } from '../../src/db/fixtures.js';
 import { deleteProcs, setShowManaged } from '../../src/db/notify.js';
 import {
@@ -570,6 +571,8 @@ const dropped: Phase = {
 
         // B: releases whose NOTIFY is lost: counters read high, exactly by what was lost, never low.
         const beforeB = await daemonTally(daemon.api);
+        const lastRecompute = async () => (await daemon.api.get('/v1/status')).body.last_recompute?.at;
+        const recomputedBefore = await lastRecompute();
         const reportB = await runSimulation(
           simOptions(ctx, daemon, db, {
             durationMs: ctx.scale.phaseMs / 2,
@@ -585,19 +588,35 @@ const dropped: Phase = {
         );
         // Every notified release of B is applied once the daemon's fence-free view settles: give the listener a moment.
         const lost = new Map<string, { cores: number; gpus: number }>();
-        for (const r of reportB.releases.filter((r) => !r.notified)) {
+        const countHigh = (r: BookingRequest) => {
           for (const id of [`subscription:${r.show}/${r.alloc}`, `folder:${r.folder}`, `job:${r.job}`]) {
             const l = lost.get(id) ?? { cores: 0, gpus: 0 };
             l.cores += r.cores;
             l.gpus += r.gpus;
             lost.set(id, l);
           }
-        }
+        };
+        for (const r of reportB.releases.filter((r) => !r.notified)) countHigh(r);
+        // What the lease protocol keeps counted above SUM(proc) until a recompute, by design:
+        // a confirm after its lease expired is counted again, and an expired booking with no
+        // proc stays counted (a loaded machine makes some settles slower than the lease).
+        const keptHigh = reportB.bookings.filter(
+          (b) =>
+            (b.settleAnswer === 'lease_expired' && b.fate !== 'abandoned') ||
+            (b.fate === 'abandoned' && b.proc === null),
+        );
+        for (const b of keptHigh) countHigh(b);
         out.figure('releases without NOTIFY', reportB.counts.releasedSilently);
+        out.figure('bookings kept counted past their lease', keptHigh.length);
+        // A recompute (a listener reconnect on a loaded machine) heals part of it, and a lost
+        // booking request may have been applied unseen: then only "never low" can be checked.
+        const exact = (await lastRecompute()) === recomputedBefore && reportB.counts.lostBookRequests === 0;
+        if (!exact) out.note('a recompute ran or a booking request was lost during B: checked never low only');
         await until(
           async () => {
             return (await besideTruth(daemon, db)).every(([s, t]) => {
               const l = lost.get(`${s.kind}:${s.key}`) ?? { cores: 0, gpus: 0 };
+              if (!exact) return s.cores >= t.cores && s.gpus >= t.gpus;
               return s.cores - t.cores === l.cores && s.gpus - t.gpus === l.gpus;
             });
           },
@@ -610,9 +629,9 @@ const dropped: Phase = {
               out.fail(
                 `${s.kind} ${s.key} reads ${s.cores} cores / ${s.gpus} GPUs, below SUM(proc) ${t.cores} / ${t.gpus}, with notifications lost`,
               );
-            else if (s.cores - t.cores !== l.cores || s.gpus - t.gpus !== l.gpus)
+            else if (exact && (s.cores - t.cores !== l.cores || s.gpus - t.gpus !== l.gpus))
               out.fail(
-                `${s.kind} ${s.key} reads ${s.cores - t.cores} cores / ${s.gpus - t.gpus} GPUs high; the lost releases were ${l.cores} / ${l.gpus}`,
+                `${s.kind} ${s.key} reads ${s.cores - t.cores} cores / ${s.gpus - t.gpus} GPUs high; the lost releases and the bookings kept past their lease were ${l.cores} / ${l.gpus}`,
               );
           }
         });
