@@ -13,8 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccountingClient, AccountingClientError } from '../../src/client/index.js';
-import { createTestDatabase, waitFor, type TestDatabase } from '../support/db.js';
-import { api, startDaemon, type Daemon } from '../support/daemon.js';
+import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { api, startDaemon, waitReady, type Daemon } from '../support/daemon.js';
 import { bookingFor, createSmallFarm, type SmallFarm } from '../support/service.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -49,10 +49,7 @@ beforeAll(async () => {
   });
   exampleFarm = await createSmallFarm(db.sql, { managed: true, burst: 14, showName: 'example-show' });
   daemon = await startDaemon({ databaseUrl: db.url });
-  await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, {
-    timeoutMs: 30_000,
-    message: 'daemon ready',
-  });
+  await waitReady(daemon);
 });
 afterAll(async () => {
   for (const c of clients) c.close();

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createProc } from '../../src/db/fixtures.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../support/db.js';
-import { api, startDaemon, type Daemon } from '../support/daemon.js';
+import { api, startDaemon, waitReady, type Daemon } from '../support/daemon.js';
 import { QUIET_DAEMON, cli, closedPort, createNamedFarm, oneLine, type NamedFarm } from './support.js';
 
 let db: TestDatabase;
@@ -18,10 +18,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   daemon = await startDaemon({ databaseUrl: db.url, args: QUIET_DAEMON });
   // "listening" comes before the bootstrap ends: wait for it, so no seed races the fixtures.
-  await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, {
-    timeoutMs: 30_000,
-    message: 'the daemon to be ready',
-  });
+  await waitReady(daemon);
 });
 afterAll(async () => {
   await daemon?.stop();

@@ -11,7 +11,7 @@ import { createProc } from '../../src/db/fixtures.js';
 import { releaseProcs } from '../../src/db/notify.js';
 import { QUIET_DAEMON, createNamedFarm, type NamedFarm } from '../commands/support.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../support/db.js';
-import { api, startDaemon, type Daemon } from '../support/daemon.js';
+import { api, startDaemon, waitReady, type Daemon } from '../support/daemon.js';
 
 let db: TestDatabase;
 let daemon: Daemon;
@@ -20,10 +20,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   daemon = await startDaemon({ databaseUrl: db.url, args: [...QUIET_DAEMON, '--lease', '3'] });
   // "listening" comes before the bootstrap ends: wait for it, so no seed races the fixtures.
-  await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, {
-    timeoutMs: 30_000,
-    message: 'the daemon to be ready',
-  });
+  await waitReady(daemon);
 });
 afterAll(async () => {
   await daemon?.stop();

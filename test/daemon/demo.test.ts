@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/db.js';
-import { api, startDaemon, type Daemon } from '../support/daemon.js';
+import { api, startDaemon, waitReady, type Daemon } from '../support/daemon.js';
 
 // Not created here: cueacct makes it so the non-root PostgreSQL user can enter it.
 const dataDir = path.join(tmpdir(), `cueacct-demo-${randomUUID()}`);
@@ -34,10 +34,7 @@ describe('cueacct serve --embedded --simulate', () => {
       ],
       timeoutMs: 60_000,
     });
-    await waitFor(async () => (await api(daemon!, 'GET', '/readyz')).status === 200, {
-      timeoutMs: 30_000,
-      message: 'demo daemon ready',
-    });
+    await waitReady(daemon);
     const status = (await api(daemon, 'GET', '/v1/status')).body;
     expect(status.managed_shows.length).toBeGreaterThanOrEqual(2);
     await waitFor(() => daemon!.output().includes('"msg":"simulation finished"'), {

@@ -14,7 +14,7 @@ import { createProc } from '../../src/db/fixtures.js';
 import { setShowManaged } from '../../src/db/notify.js';
 import { QUIET_DAEMON, createNamedFarm } from '../commands/support.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../support/db.js';
-import { api, startDaemon, type Daemon } from '../support/daemon.js';
+import { api, startDaemon, waitReady, type Daemon } from '../support/daemon.js';
 
 let db: TestDatabase;
 let daemon: Daemon;
@@ -23,10 +23,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   daemon = await startDaemon({ databaseUrl: db.url, args: QUIET_DAEMON });
   // "listening" comes before the bootstrap ends: wait for it, so no seed races the fixtures.
-  await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, {
-    timeoutMs: 30_000,
-    message: 'the daemon to be ready',
-  });
+  await waitReady(daemon);
 });
 afterAll(async () => {
   await daemon?.stop();

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonClient } from '../../src/cli/daemon-client.js';
 import { createFarm, type FarmIds, type FarmSpec } from '../../src/db/fixtures.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../support/db.js';
-import { api, startDaemon, type Daemon } from '../support/daemon.js';
+import { api, startDaemon, waitReady, type Daemon } from '../support/daemon.js';
 import { bookingFor, createSmallFarm, type SmallFarm } from '../support/service.js';
 
 let db: TestDatabase;
@@ -24,10 +24,7 @@ async function serve(options: { args?: string[]; token?: string } = {}): Promise
     env: options.token === undefined ? {} : { CUEACCT_TOKEN: options.token },
   });
   daemons.push(daemon);
-  await waitFor(async () => (await api(daemon, 'GET', '/readyz', undefined, options.token)).status === 200, {
-    timeoutMs: 30_000,
-    message: 'daemon ready',
-  });
+  await waitReady(daemon, { token: options.token });
   return daemon;
 }
 

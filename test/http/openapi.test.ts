@@ -9,8 +9,8 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApiText } from '../../src/http/openapi.js';
-import { createTestDatabase, waitFor, type TestDatabase } from '../support/db.js';
-import { api, startDaemon, type Daemon } from '../support/daemon.js';
+import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { api, startDaemon, waitReady, type Daemon } from '../support/daemon.js';
 import { bookingFor, createSmallFarm, type SmallFarm } from '../support/service.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -183,10 +183,7 @@ describe('live answers of the daemon', () => {
     db = await createTestDatabase();
     farm = await createSmallFarm(db.sql, { managed: true, burst: 10, jobCores: 8, showName: 'openapi-show' });
     daemon = await startDaemon({ databaseUrl: db.url });
-    await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, {
-      timeoutMs: 30_000,
-      message: 'daemon ready',
-    });
+    await waitReady(daemon);
   });
   afterAll(async () => {
     await daemon?.stop('SIGKILL');
