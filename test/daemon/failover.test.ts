@@ -14,7 +14,7 @@ import { openPool } from '../../src/db/connection.js';
 import { createFrame, createLayer, createProc } from '../../src/db/fixtures.js';
 import { cli, closedPort, oneLine } from '../commands/support.js';
 import { createDatabaseOn, waitFor, type TestDatabase } from '../support/db.js';
-import { api, startDaemon, type Daemon } from '../support/daemon.js';
+import { api, startDaemon, waitReady, type Daemon } from '../support/daemon.js';
 import { replicaBinariesPresent, startReplicatedPair, type ReplicatedPair } from '../support/replica.js';
 import { bookingFor, createSmallFarm, type SmallFarm } from '../support/service.js';
 
@@ -165,13 +165,8 @@ describe.skipIf(!present)('PostgreSQL primary failover (promoted streaming stand
     });
     daemon = await startDaemon({ databaseUrl: url });
     const d = daemon;
-    await waitFor(
-      async () => (await ready(d)) && (await api(d, 'GET', '/v1/status')).body.listener.connected,
-      {
-        timeoutMs: 20_000,
-        message: 'daemon ready with its listener connected',
-      },
-    );
+    // Ready means seeded, the listener connected and the lock serving (after its lock-delay).
+    await waitReady(d);
     scheduler = openPool({ url }, 2, 'failover-test-scheduler');
     const sched = scheduler;
 
@@ -266,11 +261,7 @@ describe.skipIf(!present)('PostgreSQL primary failover (promoted streaming stand
       promoteAt = Date.now();
       await pair.promoteStandby();
       promotedAt = Date.now();
-      await waitFor(() => ready(d), {
-        timeoutMs: 60_000,
-        intervalMs: 25,
-        message: 'daemon serving the new primary',
-      });
+      await waitReady(d, { timeoutMs: 60_000 }); // serving the new primary
       servingAt = Date.now();
 
       await withTimeout(booker, 60_000, 'booking up to the cap after the failover');

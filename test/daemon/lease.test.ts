@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createProc } from '../../src/db/fixtures.js';
 import { releaseProcs } from '../../src/db/notify.js';
-import { api, startDaemon, type Daemon } from '../support/daemon.js';
+import { api, startDaemon, waitReady, type Daemon } from '../support/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../support/db.js';
 import { bookingFor, createSmallFarm, type SmallFarm } from '../support/service.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
@@ -34,10 +34,6 @@ async function proxy(): Promise<TcpProxy> {
 
 async function ready(daemon: Daemon): Promise<boolean> {
   return (await api(daemon, 'GET', '/readyz').catch(() => ({ status: 0 }))).status === 200;
-}
-
-async function waitReady(daemon: Daemon, timeoutMs = 20_000): Promise<void> {
-  await waitFor(() => ready(daemon), { timeoutMs, message: 'daemon ready' });
 }
 
 /** The backend holding the advisory lock on the test database, if any. */
@@ -103,7 +99,7 @@ afterAll(async () => {
 describe('the N=1 lock is a fenced lease', () => {
   it('chaos: lock sessions killed at random moments, half 0-20 ms after an acquisition: never two serving', async () => {
     const a = await serve(db.url);
-    await waitReady(a);
+    await waitReady(a, { timeoutMs: 20_000 });
     const b = await serve(db.url, ['--standby']);
 
     const runMs = Number(process.env.CUEACCT_CHAOS_MS ?? 12_000);
@@ -194,7 +190,7 @@ describe('the N=1 lock is a fenced lease', () => {
     // old holder's next ownership proof can have failed. Only the lock-delay keeps them apart.
     const ttlMs = 3_000;
     const a = await serve(proxyA.urlFor(db.url), [], ttlMs / 1000);
-    await waitReady(a);
+    await waitReady(a, { timeoutMs: 20_000 });
     const b = await serve(proxyB.urlFor(db.url), ['--standby'], ttlMs / 1000);
     await waitFor(async () => (await api(b, 'GET', '/v1/status')).body.lock?.state === 'standby', {
       timeoutMs: 20_000,
@@ -254,7 +250,7 @@ describe('the N=1 lock is a fenced lease', () => {
       ),
     );
     const daemon = await serve(through.urlFor(db.url));
-    await waitReady(daemon);
+    await waitReady(daemon, { timeoutMs: 20_000 });
     expect(await countersExact(daemon)).toBe(true);
 
     expect(through.stall('cueacct-listener')).toBe(1);
@@ -279,7 +275,7 @@ describe('the N=1 lock is a fenced lease', () => {
 
     through.heal();
     const healedAt = performance.now();
-    await waitReady(daemon, 30_000);
+    await waitReady(daemon, { timeoutMs: 30_000 });
     await waitFor(() => countersExact(daemon), { timeoutMs: 30_000, message: 'counters equal SUM(proc)' });
     expect(performance.now() - healedAt).toBeLessThan(30_000);
     expect(daemon.process.exitCode).toBeNull();
@@ -295,7 +291,7 @@ describe('the N=1 lock is a fenced lease', () => {
       ),
     );
     const daemon = await serve(db.url);
-    await waitReady(daemon);
+    await waitReady(daemon, { timeoutMs: 20_000 });
     const stormEnds = performance.now() + 6_000;
     let released = false;
     while (performance.now() < stormEnds) {
@@ -313,7 +309,7 @@ describe('the N=1 lock is a fenced lease', () => {
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
     const stormEndedAt = performance.now();
-    await waitReady(daemon, 30_000).catch((error: unknown) => {
+    await waitReady(daemon, { timeoutMs: 30_000 }).catch((error: unknown) => {
       console.log(
         daemon
           .output()
@@ -336,7 +332,7 @@ describe('the N=1 lock is a fenced lease', () => {
 describe('lock visibility', () => {
   it('shows the lock state, lease age, TTL and handovers in /v1/status and /metrics', async () => {
     const daemon = await serve(db.url);
-    await waitReady(daemon);
+    await waitReady(daemon, { timeoutMs: 20_000 });
     const status = (await api(daemon, 'GET', '/v1/status')).body;
     expect(status.lock).toMatchObject({ state: 'serving', ttl_ms: TTL_MS, handovers: 0 });
     expect(status.lock.lease_age_ms).toBeLessThan(TTL_MS);
@@ -345,7 +341,7 @@ describe('lock visibility', () => {
       timeoutMs: 15_000,
       message: 'handover counted',
     });
-    await waitReady(daemon);
+    await waitReady(daemon, { timeoutMs: 20_000 });
     const metrics = (await api(daemon, 'GET', '/metrics')).body as string;
     expect(metrics).toMatch(/^cueacct_lock_state\{state="serving"\} 1$/m);
     expect(metrics).toMatch(/^cueacct_lock_state\{state="fenced"\} 0$/m);

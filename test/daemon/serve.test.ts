@@ -5,24 +5,19 @@
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createProc } from '../../src/db/fixtures.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../support/db.js';
-import { api, startDaemon, type Daemon } from '../support/daemon.js';
+import { api, startDaemon, waitReady, type Daemon } from '../support/daemon.js';
 import { bookingFor, createSmallFarm, type SmallFarm } from '../support/service.js';
 
 let db: TestDatabase;
 let farm: SmallFarm;
 const daemons: Daemon[] = [];
 
-async function serve(args: string[] = [], waitReady = true): Promise<Daemon> {
+async function serve(args: string[] = [], ready = true): Promise<Daemon> {
   // A short lock TTL: every start waits one TTL (the lock-delay) before it serves.
   const daemon = await startDaemon({ databaseUrl: db.url, args, env: { CUEACCT_LOCK_TTL: '1' } });
   daemons.push(daemon);
   const token = args.includes('--token') ? args[args.indexOf('--token') + 1] : undefined;
-  if (waitReady) {
-    await waitFor(async () => (await api(daemon, 'GET', '/readyz', undefined, token)).status === 200, {
-      timeoutMs: 15_000,
-      message: 'daemon ready',
-    });
-  }
+  if (ready) await waitReady(daemon, { timeoutMs: 15_000, token });
   return daemon;
 }
 
@@ -153,9 +148,7 @@ describe('cueacct serve', () => {
         body: { error: 'not_ready' },
       });
       await holder`COMMIT`;
-      await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, {
-        message: 'ready after lock',
-      });
+      await waitReady(daemon, { timeoutMs: 5_000 });
       expect((await api(daemon, 'POST', '/v1/book', bookingFor(farm, 1))).status).toBe(200);
     } finally {
       await holder`ROLLBACK`.catch(() => undefined);
@@ -174,10 +167,7 @@ describe('cueacct serve', () => {
     expect((await api(standby, 'GET', '/readyz')).status).toBe(503);
     expect((await api(standby, 'POST', '/v1/book', bookingFor(farm, 1))).status).toBe(503);
     expect(await first.stop('SIGTERM')).toBe(0);
-    await waitFor(async () => (await api(standby, 'GET', '/readyz')).status === 200, {
-      timeoutMs: 15_000,
-      message: 'standby took over',
-    });
+    await waitReady(standby, { timeoutMs: 15_000 }); // the standby took over
     expect((await api(standby, 'POST', '/v1/book', bookingFor(farm, 1))).status).toBe(200);
   });
 
@@ -190,10 +180,7 @@ describe('cueacct serve', () => {
         message: 'fail closed after lock loss',
       },
     );
-    await waitFor(async () => (await api(daemon, 'GET', '/readyz')).status === 200, {
-      timeoutMs: 15_000,
-      message: 'lock re-acquired',
-    });
+    await waitReady(daemon, { timeoutMs: 15_000 }); // the lock re-acquired
     expect((await api(daemon, 'GET', '/v1/status')).body.lock_held).toBe(true);
   });
 
