@@ -1,6 +1,12 @@
-/** The query of `GET /v1/vertex`: `kind` and `key`, each exactly once. */
+/**
+ * The query of `GET /v1/vertex`: `kind` and `key`, each exactly once. A message never repeats
+ * what the client sent (see src/http/schemas.ts): not a value, and not the name of an unexpected
+ * parameter either (a pasted token must not come back), only the names that are allowed.
+ */
 import { VERTEX_KINDS, type VertexKind } from '../core/types.js';
 import { MAX_ID_LENGTH } from './schemas.js';
+
+const PARAMS = ['kind', 'key'] as const;
 
 export type VertexQueryResult =
   { ok: true; value: { kind: VertexKind; key: string } } | { ok: false; message: string };
@@ -8,8 +14,9 @@ export type VertexQueryResult =
 export function parseVertexQuery(params: URLSearchParams): VertexQueryResult {
   const seen = new Map<string, string>();
   for (const [name, value] of params) {
-    if (name !== 'kind' && name !== 'key')
-      return { ok: false, message: `${name}: unexpected query parameter` };
+    if (!(PARAMS as readonly string[]).includes(name))
+      return { ok: false, message: `query: an unexpected parameter (allowed: ${PARAMS.join(', ')})` };
+    // `name` is one of PARAMS here: naming it repeats nothing the client chose.
     if (seen.has(name)) return { ok: false, message: `${name}: given more than once` };
     seen.set(name, value);
   }

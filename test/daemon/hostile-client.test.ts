@@ -226,6 +226,7 @@ describe('issue 12: the booking API holds against hostile and buggy clients', ()
       get(`/v1/state?sort=${secret}`),
       get(`/v1/state?cursor=${secret}`),
       get(`/v1/state?${secret}=1`),
+      get(`/v1/vertex?kind=job&key=${farm.job}&${secret}=1`),
     ]);
     const texts: string[] = [];
     for (const answer of answers) {
