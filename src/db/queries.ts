@@ -33,7 +33,7 @@ type Queryable = Sql;
  * it is parsed and the parse runs as one task (tens of milliseconds at 20k rows): no booking
  * may wait behind it.
  */
-const ROWS_PER_FETCH = 500;
+const ROWS_PER_FETCH = 1_000;
 
 /** Every row of a query, a few hundred per round trip (see {@link ROWS_PER_FETCH}). */
 async function fetchInBatches<T extends object>(query: PendingQuery<T[]>): Promise<T[]> {
