@@ -43,7 +43,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { PoolSnapshot } from '../observability/pool-metrics.js';
 import { isUnreachableError } from '../cli/errors.js';
 import { DeadlineError, withDeadline } from './deadline.js';
-import { runInSlices } from './event-loop.js';
+import { SLICE_MS, runInSlices } from './event-loop.js';
 import { ShowDrains } from './drain.js';
 import { KeyResolver, folderKey, jobKey, subscriptionKey } from './key-resolver.js';
 import { LeaseBook, insertMarginMs } from './leases.js';
@@ -79,6 +79,8 @@ export interface ServiceConfig {
   resolveTimeoutMs: number;
   /** How often per-vertex refusals and utilization are sampled for rates and history; default 5 s. */
   historySampleMs?: number;
+  /** How long a farm-wide walk holds the event loop between yields; default ~2 ms (tests: 0). */
+  sliceMs?: number;
 }
 
 /**
@@ -594,14 +596,14 @@ export class AccountingService implements BookingService {
       const movesSince = this.moveSeq;
       const read = await readAccounting(this.pool, shows);
       // Every walk over the farm goes in slices: no booking waits behind a recompute.
-      const snapshot = await runInSlices(snapshotSteps(read.booked, read.caps, this.config.coreMultiplier));
+      const snapshot = await this.inSlices(snapshotSteps(read.booked, read.caps, this.config.coreMultiplier));
       await this.fence();
       return this.bulkWrites(async () => {
         // The cap read lists every subscription of these shows: one missing was deleted.
         const options = { onlyUnseeded: true, authoritativeShows: new Set(shows) };
-        await runInSlices(this.capSteps(read.caps, options, since));
-        await runInSlices(this.moveSteps(read.caps.jobs, movesSince));
-        return runInSlices(this.store.beginOverwrite(snapshot, epoch));
+        await this.inSlices(this.capSteps(read.caps, options, since));
+        await this.inSlices(this.moveSteps(read.caps.jobs, movesSince));
+        return this.inSlices(this.store.beginOverwrite(snapshot, epoch));
       });
     });
     this.lastDrift = drift;
@@ -609,7 +611,7 @@ export class AccountingService implements BookingService {
       this.metrics.recomputeDrift.set({ vertex }, drift[vertex].cores);
       this.metrics.recomputeDriftGpus.set({ vertex }, drift[vertex].gpus);
     }
-    await runInSlices(this.overCapSteps());
+    await this.inSlices(this.overCapSteps());
     const rewritten = await rewriteAccountingTables(
       this.pool,
       { kind: 'managed' },
@@ -626,8 +628,8 @@ export class AccountingService implements BookingService {
     const since = this.limitSeq;
     const caps = await capRows(this.pool, shows);
     const options = { authoritativeShows: new Set(shows) };
-    await this.bulkWrites(() => runInSlices(this.capSteps(caps, options, since)));
-    await runInSlices(this.overCapSteps());
+    await this.bulkWrites(() => this.inSlices(this.capSteps(caps, options, since)));
+    await this.inSlices(this.overCapSteps());
     this.metrics.lastReseed.set(Date.now() / 1000);
     this.logger.debug({ shows: shows.length }, 'limit reseed pass');
   }
@@ -791,6 +793,10 @@ export class AccountingService implements BookingService {
   private updateReady(): void {
     this.metrics.ready.set(this.ready ? 1 : 0);
     this.metrics.lockHeld.set((this.lock?.held() ?? true) ? 1 : 0);
+  }
+
+  private inSlices<T>(steps: Steps<T>): Promise<T> {
+    return runInSlices(steps, this.config.sliceMs ?? SLICE_MS);
   }
 
   /** A missed cap decrease is the only way a counter can sit above its cap: make it visible. */
