@@ -8,45 +8,34 @@
  * takes its snapshot at its first statement (the subscription caps) and then waits on
  * `folder_resource`, which the test holds; meanwhile the proc commits and the client confirms.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { createProc } from '../../src/db/fixtures.js';
 import { setShowManaged } from '../../src/db/notify.js';
 import { QUIET_DAEMON, createNamedFarm } from '../commands/support.js';
-import { createTestDatabase, waitFor, type TestDatabase } from '../support/db.js';
-import { api, startDaemon, waitReady, type Daemon } from '../support/daemon.js';
+import { waitFor } from '../support/db.js';
+import { api } from '../support/daemon.js';
+import { daemonPerFile } from '../support/hooks.js';
 
-let db: TestDatabase;
-let daemon: Daemon;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  daemon = await startDaemon({ databaseUrl: db.url, args: QUIET_DAEMON });
-  // "listening" comes before the bootstrap ends: wait for it, so no seed races the fixtures.
-  await waitReady(daemon);
-});
-afterAll(async () => {
-  await daemon?.stop();
-  await db?.drop();
-});
+const file = daemonPerFile({ args: QUIET_DAEMON });
 
 async function published(show: string): Promise<boolean> {
-  const status = await api(daemon, 'GET', '/v1/status');
+  const status = await api(file.daemon, 'GET', '/v1/status');
   return (status.body.managed_shows as { id: string }[]).some((entry) => entry.id === show);
 }
 
 async function flipTo(show: string, managed: boolean): Promise<void> {
   // A flip made without a drain (an older cueacct, or no daemon at the address it was given).
-  await db.sql.begin((tx) => setShowManaged(tx as never, show, managed));
+  await file.db.sql.begin((tx) => setShowManaged(tx as never, show, managed));
 }
 
 describe('flip back within a lease (the flip seed races a confirm)', () => {
   it('carries a confirm that lands while the seed snapshot is read; a booking past the burst is refused', async () => {
-    const farm = await createNamedFarm(db.sql, { show: 'flipback', managed: false, burst: 10 });
+    const farm = await createNamedFarm(file.db.sql, { show: 'flipback', managed: false, burst: 10 });
     // Made managed only once complete: a seed racing the fixture's inserts would see no subscription.
-    await db.sql`UPDATE show SET b_scheduler_managed = true WHERE pk_show = ${farm.show}`;
-    await api(daemon, 'POST', '/v1/admin/refresh-shows');
-    const inFlight = await api(daemon, 'POST', '/v1/book', {
+    await file.db.sql`UPDATE show SET b_scheduler_managed = true WHERE pk_show = ${farm.show}`;
+    await api(file.daemon, 'POST', '/v1/admin/refresh-shows');
+    const inFlight = await api(file.daemon, 'POST', '/v1/book', {
       show: farm.show,
       alloc: farm.alloc,
       folder: farm.folder,
@@ -59,13 +48,13 @@ describe('flip back within a lease (the flip seed races a confirm)', () => {
     await flipTo(farm.show, false);
     await waitFor(async () => !(await published(farm.show)), { timeoutMs: 30_000, message: 'flip away' });
 
-    await db.sql.begin(async (lock) => {
+    await file.db.sql.begin(async (lock) => {
       await lock`LOCK TABLE folder_resource IN ACCESS EXCLUSIVE MODE`;
       await flipTo(farm.show, true);
       // The seed has taken its snapshot and waits for the lock.
       await waitFor(
         async () => {
-          const [row] = await db.sql<{ n: number }[]>`
+          const [row] = await file.db.sql<{ n: number }[]>`
             SELECT count(*)::int AS n FROM pg_locks
             WHERE NOT granted AND relation = 'folder_resource'::regclass`;
           return row!.n > 0;
@@ -73,17 +62,17 @@ describe('flip back within a lease (the flip seed races a confirm)', () => {
         { timeoutMs: 30_000, message: 'the flip seed to wait on folder_resource' },
       );
       // The scheduler's launch: the proc commits after the seed's snapshot, then it confirms.
-      await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 600 });
-      const confirmed = await api(daemon, 'POST', '/v1/confirm', { booking: inFlight.body.booking });
+      await createProc(file.db.sql, { host: farm.host, job: farm.job, coresCenticores: 600 });
+      const confirmed = await api(file.daemon, 'POST', '/v1/confirm', { booking: inFlight.body.booking });
       expect(confirmed.body).toEqual({ result: 'confirmed' });
       expect(await published(farm.show)).toBe(false);
     });
     await waitFor(() => published(farm.show), { timeoutMs: 30_000, message: 'the show to be published' });
 
-    const state = await api(daemon, 'GET', `/v1/state?vertex=subscription&show=${farm.show}`);
+    const state = await api(file.daemon, 'GET', `/v1/state?vertex=subscription&show=${farm.show}`);
     expect(state.body.vertices[0]).toMatchObject({ cores: 6, max_cores: 10 });
     expect(
-      await api(daemon, 'POST', '/v1/book', {
+      await api(file.daemon, 'POST', '/v1/book', {
         show: farm.show,
         alloc: farm.alloc,
         folder: farm.folder,
@@ -97,9 +86,9 @@ describe('flip back within a lease (the flip seed races a confirm)', () => {
     });
 
     // The next recompute sees the proc: still exactly 6 (the carried confirm is not kept twice).
-    await api(daemon, 'POST', '/v1/admin/recompute');
-    await api(daemon, 'POST', '/v1/admin/recompute');
-    const after = await api(daemon, 'GET', `/v1/state?vertex=subscription&show=${farm.show}`);
+    await api(file.daemon, 'POST', '/v1/admin/recompute');
+    await api(file.daemon, 'POST', '/v1/admin/recompute');
+    const after = await api(file.daemon, 'GET', `/v1/state?vertex=subscription&show=${farm.show}`);
     expect(after.body.vertices[0]).toMatchObject({ cores: 6 });
   });
 });
