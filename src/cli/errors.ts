@@ -13,6 +13,7 @@
 import { stripVTControlCharacters } from 'node:util';
 
 import { ExitCode } from './exit-codes.js';
+import { isUnreachableError } from '../db/errors.js';
 
 export interface CliErrorOptions {
   /** Exit code; defaults to `ExitCode.PROBLEM`. */
@@ -81,29 +82,6 @@ interface ErrorLike {
   oclif?: { exit?: unknown };
   parse?: unknown;
   args?: unknown;
-}
-
-/** Socket/DNS error codes (Node, postgres.js) that mean "cannot reach it". */
-const UNREACHABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EPIPE',
-  'CONNECT_TIMEOUT',
-  'CONNECTION_CLOSED',
-  'CONNECTION_ENDED',
-  'CONNECTION_DESTROYED',
-  'ENOENT', // a unix socket path with nothing behind it
-]);
-
-/** A socket or DNS failure: the database or daemon cannot be reached (exit 3). */
-export function isUnreachableError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && UNREACHABLE_CODES.has(code);
 }
 
 /** PostgreSQL SQLSTATEs that are configuration errors on our side. */
@@ -205,7 +183,7 @@ export function describeFailure(err: unknown, command?: string): Failure {
   }
 
   const code = typeof e.code === 'string' ? e.code : undefined;
-  if (code !== undefined && UNREACHABLE_CODES.has(code)) {
+  if (code !== undefined && isUnreachableError(e)) {
     const message = oneLine(rawMessage);
     return {
       exitCode: ExitCode.UNREACHABLE,

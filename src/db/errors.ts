@@ -15,3 +15,26 @@ export function isConfigurationError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && CONFIGURATION_SQLSTATES.has(code);
 }
+
+/** Socket/DNS error codes (Node, postgres.js) that mean "cannot reach it". */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EPIPE',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'ENOENT', // a unix socket path with nothing behind it
+]);
+
+/** A socket or DNS failure: the database (or, for a CLI command, the daemon) cannot be reached. */
+export function isUnreachableError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && UNREACHABLE_CODES.has(code);
+}

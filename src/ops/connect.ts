@@ -8,7 +8,8 @@ import type { Sql } from 'postgres';
 
 import { DaemonClient } from '../cli/daemon-client.js';
 import { resolveDatabaseConfig } from '../cli/database-config.js';
-import { CliError, isUnreachableError, unreachableError } from '../cli/errors.js';
+import { CliError, unreachableError } from '../cli/errors.js';
+import { isUnreachableError } from '../db/errors.js';
 import { ping } from '../db/audit-queries.js';
 import { openPool, withConnectDeadline } from '../db/connection.js';
 

@@ -38,10 +38,10 @@ import {
   type ShowRow,
   type UnknownKeys,
 } from '../db/queries.js';
+import { isUnreachableError } from '../db/errors.js';
 import { rewriteAccountingTables } from '../db/rewrite.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PoolSnapshot } from '../observability/pool-metrics.js';
-import { isUnreachableError } from '../cli/errors.js';
 import { DeadlineError, withDeadline } from './deadline.js';
 import { SLICE_MS, runInSlices } from './event-loop.js';
 import { ShowDrains } from './drain.js';
