@@ -10,18 +10,10 @@ import { createProc } from '../../src/db/fixtures.js';
 import { waitFor } from '../support/db.js';
 import { api } from '../support/daemon.js';
 import { daemonPerFile } from '../support/hooks.js';
+import { bookingFor } from '../support/service.js';
 import { QUIET_DAEMON, cli, closedPort, createNamedFarm, oneLine, type NamedFarm } from './support.js';
 
 const file = daemonPerFile({ args: QUIET_DAEMON });
-
-const booking = (f: NamedFarm, cores: number) => ({
-  show: f.show,
-  alloc: f.alloc,
-  folder: f.folder,
-  job: f.job,
-  cores,
-  gpus: 0,
-});
 
 const flip = (...args: string[]) => cli(['flip-show', '--database-url', file.db.url, ...args]);
 
@@ -65,7 +57,7 @@ async function draining(show: string): Promise<boolean> {
 describe('flip-show --to cuebot with bookings in flight', () => {
   it('drains first: waits for the in-flight booking to confirm, then Cuebot’s subscription equals SUM(proc) including its proc', async () => {
     const farm = await managedFarm('drainshow');
-    const inFlight = await api(file.daemon, 'POST', '/v1/book', booking(farm, 3));
+    const inFlight = await api(file.daemon, 'POST', '/v1/book', bookingFor(farm, 3));
     expect(inFlight.body.result).toBe('applied');
 
     const flipping = flip(
@@ -81,7 +73,7 @@ describe('flip-show --to cuebot with bookings in flight', () => {
     await waitFor(() => draining(farm.show), { timeoutMs: 30_000, message: 'the daemon to drain the show' });
 
     // Phase one holds: new bookings of the show are refused, naming the reason, and nothing flipped.
-    expect(await api(file.daemon, 'POST', '/v1/book', booking(farm, 1))).toEqual({
+    expect(await api(file.daemon, 'POST', '/v1/book', bookingFor(farm, 1))).toEqual({
       status: 409,
       body: { result: 'show_draining', show: farm.show, reason: 'flipping to cuebot' },
     });
@@ -109,14 +101,14 @@ describe('flip-show --to cuebot with bookings in flight', () => {
       timeoutMs: 30_000,
       message: 'the drain to go',
     });
-    expect((await api(file.daemon, 'POST', '/v1/book', booking(farm, 1))).body).toEqual({
+    expect((await api(file.daemon, 'POST', '/v1/book', bookingFor(farm, 1))).body).toEqual({
       result: 'not_managed',
     });
   });
 
   it('refuses when the show cannot drain in time: exit 1, one line, the drain lifted, the show managed and bookable', async () => {
     const farm = await managedFarm('stuckshow');
-    const inFlight = await api(file.daemon, 'POST', '/v1/book', booking(farm, 3));
+    const inFlight = await api(file.daemon, 'POST', '/v1/book', bookingFor(farm, 3));
     expect(inFlight.body.result).toBe('applied');
 
     const r = await flip(
@@ -136,7 +128,7 @@ describe('flip-show --to cuebot with bookings in flight', () => {
     expect(await managed(farm.show)).toBe(true);
     expect(await subscriptionCores(farm.show)).toBe(0); // nothing rewritten
     expect(await draining(farm.show)).toBe(false);
-    const again = await api(file.daemon, 'POST', '/v1/book', booking(farm, 1));
+    const again = await api(file.daemon, 'POST', '/v1/book', bookingFor(farm, 1));
     expect(again.body.result).toBe('applied');
     for (const id of [inFlight.body.booking, again.body.booking]) {
       await api(file.daemon, 'POST', '/v1/rollback', { booking: id });

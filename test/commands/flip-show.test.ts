@@ -11,6 +11,7 @@ import { cleanEnv } from '../cli/built-cli.js';
 
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { CLI, api, startDaemon, waitReady, type Daemon } from '../support/daemon.js';
+import { bookingFor } from '../support/service.js';
 import { QUIET_DAEMON, cli, closedPort, createNamedFarm, json, oneLine, type NamedFarm } from './support.js';
 
 let db: TestDatabase;
@@ -33,15 +34,6 @@ async function accounting(show: string) {
            (SELECT sum(int_cores)::int FROM point WHERE pk_show = ${show}) AS point`;
   return row!;
 }
-
-const booking = (f: NamedFarm, cores: number) => ({
-  show: f.show,
-  alloc: f.alloc,
-  folder: f.folder,
-  job: f.job,
-  cores,
-  gpus: 0,
-});
 
 const flip = (...args: string[]) => cli(['flip-show', '--database-url', db.url, ...args]);
 
@@ -141,7 +133,9 @@ describe('cueacct flip-show', () => {
   });
 
   it('to scheduler with --wait: published at once, and the first booking is enforced against the real usage', async () => {
-    expect((await api(daemon, 'POST', '/v1/book', booking(farm, 1))).body).toEqual({ result: 'not_managed' });
+    expect((await api(daemon, 'POST', '/v1/book', bookingFor(farm, 1))).body).toEqual({
+      result: 'not_managed',
+    });
 
     const r = await flip('flipshow', '--to', 'scheduler', '--yes', '--wait', '--daemon', daemon.url);
     expect(r.code, r.stderr).toBe(0);
@@ -152,11 +146,11 @@ describe('cueacct flip-show', () => {
     expect(await managed(farm.show)).toBe(true);
 
     // 8 cores already run (booked by Cuebot) under a burst of 10.
-    expect(await api(daemon, 'POST', '/v1/book', booking(farm, 3))).toEqual({
+    expect(await api(daemon, 'POST', '/v1/book', bookingFor(farm, 3))).toEqual({
       status: 409,
       body: { result: 'limit_exceeded', table: 'subscription', current: 8, limit: 10 },
     });
-    const fits = await api(daemon, 'POST', '/v1/book', booking(farm, 2));
+    const fits = await api(daemon, 'POST', '/v1/book', bookingFor(farm, 2));
     expect(fits.body.result).toBe('applied');
     await api(daemon, 'POST', '/v1/rollback', { booking: fits.body.booking });
 
@@ -196,7 +190,9 @@ describe('cueacct flip-show', () => {
       layer: '800',
       point: 800,
     });
-    expect((await api(daemon, 'POST', '/v1/book', booking(farm, 1))).body).toEqual({ result: 'not_managed' });
+    expect((await api(daemon, 'POST', '/v1/book', bookingFor(farm, 1))).body).toEqual({
+      result: 'not_managed',
+    });
   });
 
   it('to cuebot is one transaction: when the rewrite fails, the flag stays and nothing is rewritten', async () => {

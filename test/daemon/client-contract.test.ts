@@ -13,18 +13,11 @@ import { QUIET_DAEMON, createNamedFarm, type NamedFarm } from '../commands/suppo
 import { waitFor } from '../support/db.js';
 import { api } from '../support/daemon.js';
 import { daemonPerFile } from '../support/hooks.js';
+import { bookingFor } from '../support/service.js';
 
 const file = daemonPerFile({ args: [...QUIET_DAEMON, '--lease', '3'] });
 
-const book = (f: NamedFarm, cores: number) =>
-  api(file.daemon, 'POST', '/v1/book', {
-    show: f.show,
-    alloc: f.alloc,
-    folder: f.folder,
-    job: f.job,
-    cores,
-    gpus: 0,
-  });
+const book = (f: NamedFarm, cores: number) => api(file.daemon, 'POST', '/v1/book', bookingFor(f, cores));
 
 async function farmOf(name: string, procs: { centicores: number }[] = []): Promise<NamedFarm> {
   const farm = await createNamedFarm(file.db.sql, { show: name, managed: false, burst: 10, procs });

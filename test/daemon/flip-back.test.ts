@@ -16,6 +16,7 @@ import { QUIET_DAEMON, createNamedFarm } from '../commands/support.js';
 import { waitFor } from '../support/db.js';
 import { api } from '../support/daemon.js';
 import { daemonPerFile } from '../support/hooks.js';
+import { bookingFor } from '../support/service.js';
 
 const file = daemonPerFile({ args: QUIET_DAEMON });
 
@@ -35,14 +36,7 @@ describe('flip back within a lease (the flip seed races a confirm)', () => {
     // Made managed only once complete: a seed racing the fixture's inserts would see no subscription.
     await file.db.sql`UPDATE show SET b_scheduler_managed = true WHERE pk_show = ${farm.show}`;
     await api(file.daemon, 'POST', '/v1/admin/refresh-shows');
-    const inFlight = await api(file.daemon, 'POST', '/v1/book', {
-      show: farm.show,
-      alloc: farm.alloc,
-      folder: farm.folder,
-      job: farm.job,
-      cores: 6,
-      gpus: 0,
-    });
+    const inFlight = await api(file.daemon, 'POST', '/v1/book', bookingFor(farm, 6));
     expect(inFlight.body.result).toBe('applied');
 
     await flipTo(farm.show, false);
@@ -71,16 +65,7 @@ describe('flip back within a lease (the flip seed races a confirm)', () => {
 
     const state = await api(file.daemon, 'GET', `/v1/state?vertex=subscription&show=${farm.show}`);
     expect(state.body.vertices[0]).toMatchObject({ cores: 6, max_cores: 10 });
-    expect(
-      await api(file.daemon, 'POST', '/v1/book', {
-        show: farm.show,
-        alloc: farm.alloc,
-        folder: farm.folder,
-        job: farm.job,
-        cores: 5,
-        gpus: 0,
-      }),
-    ).toEqual({
+    expect(await api(file.daemon, 'POST', '/v1/book', bookingFor(farm, 5))).toEqual({
       status: 409,
       body: { result: 'limit_exceeded', table: 'subscription', current: 6, limit: 10 },
     });

@@ -13,6 +13,7 @@ import { rewriteAccountingTables } from '../../src/db/rewrite.js';
 import { QUIET_DAEMON, cli, createNamedFarm, json, type NamedFarm } from '../commands/support.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../support/db.js';
 import { api, startDaemon, type Daemon } from '../support/daemon.js';
+import { bookingFor } from '../support/service.js';
 
 let db: TestDatabase;
 let daemon: Daemon | undefined;
@@ -44,15 +45,7 @@ async function serve(): Promise<Daemon> {
 }
 
 function book(f: NamedFarm, cores: number, overrides: Record<string, unknown> = {}) {
-  return api(daemon!, 'POST', '/v1/book', {
-    show: f.show,
-    alloc: f.alloc,
-    folder: f.folder,
-    job: f.job,
-    cores,
-    gpus: 0,
-    ...overrides,
-  });
+  return api(daemon!, 'POST', '/v1/book', { ...bookingFor(f, cores), ...overrides });
 }
 
 async function recompute(): Promise<void> {
