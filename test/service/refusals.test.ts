@@ -4,37 +4,24 @@
  * metrics, and the service's log lines (one `part` key each).
  */
 import { Writable } from 'node:stream';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Logger } from 'pino';
+import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
 import { registerPoolMetrics } from '../../src/observability/pool-metrics.js';
-import { createTestDatabase, waitFor, type TestDatabase } from '../support/db.js';
-import { bookingFor, createSmallFarm, startService, type RunningService } from '../support/service.js';
+import { waitFor } from '../support/db.js';
+import { servicePerTest } from '../support/hooks.js';
+import { bookingFor, createSmallFarm, type RunningService } from '../support/service.js';
 
-let db: TestDatabase;
-let running: RunningService | undefined;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterEach(async () => {
-  await running?.stop();
-  running = undefined;
-});
-afterAll(async () => {
-  await db?.drop();
-});
+const file = servicePerTest();
 
 /** Ticks are driven by the test (an hour between automatic samples). */
-async function start(logger?: Parameters<typeof startService>[2]): Promise<RunningService> {
-  running = await startService(db.url, { historySampleMs: 3_600_000 }, logger);
-  await waitFor(() => running!.service.listenerConnected, { message: 'listener connected' });
-  await Promise.all([running.service.recompute(), running.service.reseed()]);
-  return running;
+function start(logger?: Logger): Promise<RunningService> {
+  return file.start({ historySampleMs: 3_600_000 }, logger);
 }
 
 /** burst 10, folder 8, job 6; 5 booked; then 3 job, 1 folder and 2 subscription refusals. */
 async function refusingFarm(r: RunningService, showName: string) {
-  const farm = await createSmallFarm(db.sql, {
+  const farm = await createSmallFarm(file.db.sql, {
     managed: true,
     burst: 10,
     folderCores: 8,
@@ -49,7 +36,7 @@ async function refusingFarm(r: RunningService, showName: string) {
   expect(r.service.book(bookingFor(farm, 4))).toMatchObject({ table: 'folder' });
   for (let i = 0; i < 2; i++)
     expect(r.service.book(bookingFor(farm, 6))).toMatchObject({ table: 'subscription' });
-  const [alloc] = await db.sql<
+  const [alloc] = await file.db.sql<
     { name: string }[]
   >`SELECT str_name AS name FROM alloc WHERE pk_alloc = ${farm.alloc}`;
   return { ...farm, allocName: alloc!.name, subKey: `${farm.show}/${farm.alloc}` };
@@ -81,7 +68,7 @@ describe('refusals per pool', () => {
   it('refusals right after bootstrap, before the first timer tick, already have a rate', async () => {
     // Adversarial timing: the sample timer's first tick is an hour away; the bootstrap's own
     // tick is the only baseline.
-    const farm = await createSmallFarm(db.sql, { managed: true, burst: 10, jobCores: 2 });
+    const farm = await createSmallFarm(file.db.sql, { managed: true, burst: 10, jobCores: 2 });
     const r = await start();
     expect(r.service.book(bookingFor(farm, 2))).toMatchObject({ result: 'applied' });
     for (let i = 0; i < 4; i++) expect(r.service.book(bookingFor(farm, 1))).toMatchObject({ table: 'job' });
@@ -117,7 +104,12 @@ describe('refusals per pool', () => {
 
   it('without refusals the fullest enforced cap binds', async () => {
     const r = await start();
-    const farm = await createSmallFarm(db.sql, { managed: true, burst: 20, folderCores: 8, jobCores: 16 });
+    const farm = await createSmallFarm(file.db.sql, {
+      managed: true,
+      burst: 20,
+      folderCores: 8,
+      jobCores: 16,
+    });
     await r.service.refreshShows();
     expect(r.service.book(bookingFor(farm, 7))).toMatchObject({ result: 'applied' });
     const detail = await r.service.vertexDetail('job', farm.job);
