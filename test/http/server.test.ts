@@ -13,6 +13,7 @@ import type { CapSet } from '../../src/core/types.js';
 import { createHttpServer, MAX_BODY_BYTES, type HttpServer } from '../../src/http/server.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
+import { rawExchange } from '../support/raw-http.js';
 import { StoreBookingService } from './store-service.js';
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -115,19 +116,6 @@ async function waitFor(what: string, condition: () => boolean, deadlineMs = 5_00
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
-}
-
-/** Write raw bytes on a fresh connection; resolve with everything received until it closes. */
-function rawExchange(port: number, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let received = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => (received += chunk));
-    socket.on('end', () => resolve(received));
-    socket.on('error', reject);
-    socket.write(text);
-  });
 }
 
 class MemoryLog extends Writable {

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
+import type net from 'node:net';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createHttpServer } from '../../src/http/server.js';
 import { parseVertexQuery } from '../../src/http/vertex-query.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
+import { rawExchange } from '../support/raw-http.js';
 import { StoreBookingService } from './store-service.js';
 
 describe('GET /v1/vertex query', () => {
@@ -80,13 +81,5 @@ describe('GET /v1/vertex query', () => {
 
 /** One GET on a fresh connection; everything the server sent until it closed. */
 function rawGet(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let received = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => (received += chunk));
-    socket.on('end', () => resolve(received));
-    socket.on('error', reject);
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
-  });
+  return rawExchange(port, `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
 }
