@@ -2,10 +2,9 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProc } from '../../src/db/fixtures.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../support/db.js';
 import { CLI, api, startDaemon, waitReady, type Daemon } from '../support/daemon.js';
-import { createSmallFarm } from '../support/service.js';
+import { bookingFor, createFarmAtJobCap } from '../support/service.js';
 
 const run = promisify(execFile);
 let db: TestDatabase;
@@ -27,14 +26,8 @@ async function inspect(args: string[]): Promise<{ code: number; stdout: string; 
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const farm = await createSmallFarm(db.sql, {
-    managed: true,
-    burst: 10,
-    jobCores: 4,
-    showName: 'inspect-show',
-  });
+  const farm = await createFarmAtJobCap(db.sql, 'inspect-show');
   await db.sql`UPDATE job SET str_name = 'hero-comp' WHERE pk_job = ${farm.job}`;
-  await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 400 });
   jobId = farm.job;
   // Sample refusals every 0.2 s so the detail history fills within the test.
   daemon = await startDaemon({ databaseUrl: db.url, args: ['--history-interval', '0.2'] });
@@ -43,14 +36,7 @@ beforeAll(async () => {
   // a refusal within the last minute call this again (a slow machine may take longer than that).
   refuse = async () => {
     for (let i = 0; i < 3; i++) {
-      const booked = await api(daemon, 'POST', '/v1/book', {
-        show: farm.show,
-        alloc: farm.alloc,
-        folder: farm.folder,
-        job: farm.job,
-        cores: 1,
-        gpus: 0,
-      });
+      const booked = await api(daemon, 'POST', '/v1/book', bookingFor(farm, 1));
       expect(booked.body).toMatchObject({ result: 'limit_exceeded', table: 'job' });
     }
   };

@@ -12,10 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProc } from '../../src/db/fixtures.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../support/db.js';
 import { ROOT, api, startDaemon, waitReady, type Daemon } from '../support/daemon.js';
-import { createSmallFarm } from '../support/service.js';
+import { bookingFor, createFarmAtJobCap } from '../support/service.js';
 
 const run = promisify(execFile);
 const RULES = path.join(ROOT, 'deploy', 'prometheus', 'cueacct-rules.yml');
@@ -89,24 +88,11 @@ describe.skipIf(!prometheus)('a real Prometheus scraping a live daemon', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    const farm = await createSmallFarm(db.sql, {
-      managed: true,
-      burst: 10,
-      jobCores: 4,
-      showName: 'prom-show',
-    });
-    await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 400 });
+    const farm = await createFarmAtJobCap(db.sql, 'prom-show');
     daemon = await startDaemon({ databaseUrl: db.url });
     await waitReady(daemon);
     // One refusal by the job cap (4/4), so the per-show refusal series exists.
-    const refused = await api(daemon, 'POST', '/v1/book', {
-      show: farm.show,
-      alloc: farm.alloc,
-      folder: farm.folder,
-      job: farm.job,
-      cores: 1,
-      gpus: 0,
-    });
+    const refused = await api(daemon, 'POST', '/v1/book', bookingFor(farm, 1));
     expect(refused.body).toMatchObject({ result: 'limit_exceeded', table: 'job' });
 
     dir = mkdtempSync(path.join(os.tmpdir(), 'cueacct-prometheus-'));

@@ -6,6 +6,7 @@ import {
   createFolder,
   createHost,
   createJob,
+  createProc,
   createShow,
   createSubscription,
 } from '../../src/db/fixtures.js';
@@ -93,6 +94,16 @@ export async function createSmallFarm(
   });
   const host = await createHost(sql, { alloc, coresCenticores: 100_000, gpus: 100 });
   return { show, alloc, folder, job, host };
+}
+
+/**
+ * A managed small farm (burst 10) whose job runs exactly at its cap: one 4-core proc under a job
+ * cap of 4, so every booking on the job is refused by the job cap.
+ */
+export async function createFarmAtJobCap(sql: Sql, showName: string): Promise<SmallFarm> {
+  const farm = await createSmallFarm(sql, { managed: true, burst: 10, jobCores: 4, showName });
+  await createProc(sql, { host: farm.host, job: farm.job, coresCenticores: 400 });
+  return farm;
 }
 
 export function bookingFor(farm: SmallFarm, cores: number, gpus = 0) {
