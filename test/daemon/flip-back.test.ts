@@ -18,37 +18,37 @@ import { api } from '../support/daemon.js';
 import { daemonPerFile } from '../support/hooks.js';
 import { bookingFor } from '../support/service.js';
 
-const file = daemonPerFile({ args: QUIET_DAEMON });
+const { db, daemon } = daemonPerFile({ args: QUIET_DAEMON });
 
 async function published(show: string): Promise<boolean> {
-  const status = await api(file.daemon, 'GET', '/v1/status');
+  const status = await api(daemon, 'GET', '/v1/status');
   return (status.body.managed_shows as { id: string }[]).some((entry) => entry.id === show);
 }
 
 async function flipTo(show: string, managed: boolean): Promise<void> {
   // A flip made without a drain (an older cueacct, or no daemon at the address it was given).
-  await file.db.sql.begin((tx) => setShowManaged(tx as never, show, managed));
+  await db.sql.begin((tx) => setShowManaged(tx as never, show, managed));
 }
 
 describe('flip back within a lease (the flip seed races a confirm)', () => {
   it('carries a confirm that lands while the seed snapshot is read; a booking past the burst is refused', async () => {
-    const farm = await createNamedFarm(file.db.sql, { show: 'flipback', managed: false, burst: 10 });
+    const farm = await createNamedFarm(db.sql, { show: 'flipback', managed: false, burst: 10 });
     // Made managed only once complete: a seed racing the fixture's inserts would see no subscription.
-    await file.db.sql`UPDATE show SET b_scheduler_managed = true WHERE pk_show = ${farm.show}`;
-    await api(file.daemon, 'POST', '/v1/admin/refresh-shows');
-    const inFlight = await api(file.daemon, 'POST', '/v1/book', bookingFor(farm, 6));
+    await db.sql`UPDATE show SET b_scheduler_managed = true WHERE pk_show = ${farm.show}`;
+    await api(daemon, 'POST', '/v1/admin/refresh-shows');
+    const inFlight = await api(daemon, 'POST', '/v1/book', bookingFor(farm, 6));
     expect(inFlight.body.result).toBe('applied');
 
     await flipTo(farm.show, false);
     await waitFor(async () => !(await published(farm.show)), { timeoutMs: 30_000, message: 'flip away' });
 
-    await file.db.sql.begin(async (lock) => {
+    await db.sql.begin(async (lock) => {
       await lock`LOCK TABLE folder_resource IN ACCESS EXCLUSIVE MODE`;
       await flipTo(farm.show, true);
       // The seed has taken its snapshot and waits for the lock.
       await waitFor(
         async () => {
-          const [row] = await file.db.sql<{ n: number }[]>`
+          const [row] = await db.sql<{ n: number }[]>`
             SELECT count(*)::int AS n FROM pg_locks
             WHERE NOT granted AND relation = 'folder_resource'::regclass`;
           return row!.n > 0;
@@ -56,24 +56,24 @@ describe('flip back within a lease (the flip seed races a confirm)', () => {
         { timeoutMs: 30_000, message: 'the flip seed to wait on folder_resource' },
       );
       // The scheduler's launch: the proc commits after the seed's snapshot, then it confirms.
-      await createProc(file.db.sql, { host: farm.host, job: farm.job, coresCenticores: 600 });
-      const confirmed = await api(file.daemon, 'POST', '/v1/confirm', { booking: inFlight.body.booking });
+      await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 600 });
+      const confirmed = await api(daemon, 'POST', '/v1/confirm', { booking: inFlight.body.booking });
       expect(confirmed.body).toEqual({ result: 'confirmed' });
       expect(await published(farm.show)).toBe(false);
     });
     await waitFor(() => published(farm.show), { timeoutMs: 30_000, message: 'the show to be published' });
 
-    const state = await api(file.daemon, 'GET', `/v1/state?vertex=subscription&show=${farm.show}`);
+    const state = await api(daemon, 'GET', `/v1/state?vertex=subscription&show=${farm.show}`);
     expect(state.body.vertices[0]).toMatchObject({ cores: 6, max_cores: 10 });
-    expect(await api(file.daemon, 'POST', '/v1/book', bookingFor(farm, 5))).toEqual({
+    expect(await api(daemon, 'POST', '/v1/book', bookingFor(farm, 5))).toEqual({
       status: 409,
       body: { result: 'limit_exceeded', table: 'subscription', current: 6, limit: 10 },
     });
 
     // The next recompute sees the proc: still exactly 6 (the carried confirm is not kept twice).
-    await api(file.daemon, 'POST', '/v1/admin/recompute');
-    await api(file.daemon, 'POST', '/v1/admin/recompute');
-    const after = await api(file.daemon, 'GET', `/v1/state?vertex=subscription&show=${farm.show}`);
+    await api(daemon, 'POST', '/v1/admin/recompute');
+    await api(daemon, 'POST', '/v1/admin/recompute');
+    const after = await api(daemon, 'GET', `/v1/state?vertex=subscription&show=${farm.show}`);
     expect(after.body.vertices[0]).toMatchObject({ cores: 6 });
   });
 });

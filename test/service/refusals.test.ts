@@ -12,16 +12,16 @@ import { waitFor } from '../support/db.js';
 import { servicePerTest } from '../support/hooks.js';
 import { bookingFor, createSmallFarm, type RunningService } from '../support/service.js';
 
-const file = servicePerTest();
+const { db, start: startQuiet } = servicePerTest();
 
 /** Ticks are driven by the test (an hour between automatic samples). */
 function start(logger?: Logger): Promise<RunningService> {
-  return file.start({ historySampleMs: 3_600_000 }, logger);
+  return startQuiet({ historySampleMs: 3_600_000 }, logger);
 }
 
 /** burst 10, folder 8, job 6; 5 booked; then 3 job, 1 folder and 2 subscription refusals. */
 async function refusingFarm(r: RunningService, showName: string) {
-  const farm = await createSmallFarm(file.db.sql, {
+  const farm = await createSmallFarm(db.sql, {
     managed: true,
     burst: 10,
     folderCores: 8,
@@ -36,7 +36,7 @@ async function refusingFarm(r: RunningService, showName: string) {
   expect(r.service.book(bookingFor(farm, 4))).toMatchObject({ table: 'folder' });
   for (let i = 0; i < 2; i++)
     expect(r.service.book(bookingFor(farm, 6))).toMatchObject({ table: 'subscription' });
-  const [alloc] = await file.db.sql<
+  const [alloc] = await db.sql<
     { name: string }[]
   >`SELECT str_name AS name FROM alloc WHERE pk_alloc = ${farm.alloc}`;
   return { ...farm, allocName: alloc!.name, subKey: `${farm.show}/${farm.alloc}` };
@@ -68,7 +68,7 @@ describe('refusals per pool', () => {
   it('refusals right after bootstrap, before the first timer tick, already have a rate', async () => {
     // Adversarial timing: the sample timer's first tick is an hour away; the bootstrap's own
     // tick is the only baseline.
-    const farm = await createSmallFarm(file.db.sql, { managed: true, burst: 10, jobCores: 2 });
+    const farm = await createSmallFarm(db.sql, { managed: true, burst: 10, jobCores: 2 });
     const r = await start();
     expect(r.service.book(bookingFor(farm, 2))).toMatchObject({ result: 'applied' });
     for (let i = 0; i < 4; i++) expect(r.service.book(bookingFor(farm, 1))).toMatchObject({ table: 'job' });
@@ -104,12 +104,7 @@ describe('refusals per pool', () => {
 
   it('without refusals the fullest enforced cap binds', async () => {
     const r = await start();
-    const farm = await createSmallFarm(file.db.sql, {
-      managed: true,
-      burst: 20,
-      folderCores: 8,
-      jobCores: 16,
-    });
+    const farm = await createSmallFarm(db.sql, { managed: true, burst: 20, folderCores: 8, jobCores: 16 });
     await r.service.refreshShows();
     expect(r.service.book(bookingFor(farm, 7))).toMatchObject({ result: 'applied' });
     const detail = await r.service.vertexDetail('job', farm.job);

@@ -14,7 +14,7 @@ import { waitFor } from '../support/db.js';
 import { servicePerTest } from '../support/hooks.js';
 import { bookingFor, createSmallFarm, type RunningService } from '../support/service.js';
 
-const file = servicePerTest();
+const { db, start } = servicePerTest();
 
 function counter(
   r: RunningService,
@@ -34,11 +34,11 @@ function counter(
 
 describe('AccountingService on PostgreSQL', () => {
   it('bootstraps caps and counters from existing procs before accepting bookings', async () => {
-    const farm = await createSmallFarm(file.db.sql, { managed: true, burst: 10, jobCores: 8, jobGpus: 2 });
-    await createProc(file.db.sql, { host: farm.host, job: farm.job, coresCenticores: 350, gpus: 1 });
-    await createProc(file.db.sql, { host: farm.host, job: farm.job, coresCenticores: 250 });
-    await createProc(file.db.sql, { host: farm.host, job: farm.job, coresCenticores: 900, local: true });
-    const r = await file.start();
+    const farm = await createSmallFarm(db.sql, { managed: true, burst: 10, jobCores: 8, jobGpus: 2 });
+    await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 350, gpus: 1 });
+    await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 250 });
+    await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 900, local: true });
+    const r = await start();
     expect(r.service.ready).toBe(true);
     // 350 + 250 centicores summed first, then divided once: 6 cores (not 3 + 2).
     expect(counter(r, 'subscription', farm.show, farm.alloc, '')).toEqual({ cores: 6, gpus: 1 });
@@ -55,7 +55,7 @@ describe('AccountingService on PostgreSQL', () => {
   });
 
   it('rejects at each cap with the right table', async () => {
-    const farm = await createSmallFarm(file.db.sql, {
+    const farm = await createSmallFarm(db.sql, {
       managed: true,
       burst: 10,
       folderCores: 8,
@@ -63,7 +63,7 @@ describe('AccountingService on PostgreSQL', () => {
       jobCores: 6,
       jobGpus: 2,
     });
-    const r = await file.start();
+    const r = await start();
     expect(r.service.book(bookingFor(farm, 11))).toMatchObject({
       result: 'limit_exceeded',
       table: 'subscription',
@@ -78,33 +78,33 @@ describe('AccountingService on PostgreSQL', () => {
   });
 
   it('answers not_managed for a show Cuebot owns, and changes nothing', async () => {
-    const farm = await createSmallFarm(file.db.sql, { managed: false, burst: 10 });
-    const r = await file.start();
+    const farm = await createSmallFarm(db.sql, { managed: false, burst: 10 });
+    const r = await start();
     expect(r.service.book(bookingFor(farm, 1))).toEqual({ result: 'not_managed' });
     expect(r.service.store.job(farm.job)).toBeUndefined();
   });
 
   it('frees capacity live on a Cuebot release, and ignores a rolled-back one', async () => {
-    const farm = await createSmallFarm(file.db.sql, { managed: true, burst: 4 });
-    const proc = await createProc(file.db.sql, { host: farm.host, job: farm.job, coresCenticores: 400 });
-    const r = await file.start();
+    const farm = await createSmallFarm(db.sql, { managed: true, burst: 4 });
+    const proc = await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 400 });
+    const r = await start();
     expect(r.service.book(bookingFor(farm, 1))).toMatchObject({ table: 'subscription', current: 4 });
 
     // A release whose transaction rolls back is never delivered.
-    await file.db.sql
+    await db.sql
       .begin(async (tx) => {
         await tx`DELETE FROM proc WHERE pk_proc = ${proc.id}`;
         await tx`SELECT pg_notify('acct_release', ${JSON.stringify({ show: farm.show, alloc: farm.alloc, folder: farm.folder, job: farm.job, layer: proc.layer, dept: 'd', cores: -4, gpus: 0 })})`;
         throw new Error('roll back');
       })
       .catch(() => undefined);
-    await releaseProcs(file.db.sql, [], 100); // no-op, keeps the code path honest
-    const probe = await file.db.sql`SELECT count(*)::int AS n FROM proc WHERE pk_proc = ${proc.id}`;
+    await releaseProcs(db.sql, [], 100); // no-op, keeps the code path honest
+    const probe = await db.sql`SELECT count(*)::int AS n FROM proc WHERE pk_proc = ${proc.id}`;
     expect(probe[0]!.n).toBe(1);
     await r.service.recompute(); // a fenced pass: every committed notification is applied by now
     expect(counter(r, 'subscription', farm.show, farm.alloc, '').cores).toBe(4);
 
-    await releaseProcs(file.db.sql, [proc.id], 100);
+    await releaseProcs(db.sql, [proc.id], 100);
     await waitFor(() => counter(r, 'subscription', farm.show, farm.alloc, '').cores === 0, {
       message: 'release applied',
     });
@@ -112,14 +112,10 @@ describe('AccountingService on PostgreSQL', () => {
   });
 
   it('enforces a cap decrease sent by notify at once', async () => {
-    const farm = await createSmallFarm(file.db.sql, { managed: true, burst: 100, jobCores: 50 });
-    const r = await file.start();
-    await changeNodeLimits(file.db.sql, { vertex: 'job', id: farm.job, maxCoresCenticores: 300 }, 100);
-    await changeSubscriptionBurst(
-      file.db.sql,
-      { show: farm.show, alloc: farm.alloc, burstCenticores: 200 },
-      100,
-    );
+    const farm = await createSmallFarm(db.sql, { managed: true, burst: 100, jobCores: 50 });
+    const r = await start();
+    await changeNodeLimits(db.sql, { vertex: 'job', id: farm.job, maxCoresCenticores: 300 }, 100);
+    await changeSubscriptionBurst(db.sql, { show: farm.show, alloc: farm.alloc, burstCenticores: 200 }, 100);
     await waitFor(() => r.service.store.subscription(farm.show, farm.alloc)?.maxCores === 2, {
       message: 'burst change',
     });
@@ -128,13 +124,13 @@ describe('AccountingService on PostgreSQL', () => {
   });
 
   it('heals a missed release at the next recompute, and a missed cap change at the next reseed', async () => {
-    const farm = await createSmallFarm(file.db.sql, { managed: true, burst: 10, jobCores: 10 });
-    const proc = await createProc(file.db.sql, { host: farm.host, job: farm.job, coresCenticores: 600 });
-    const r = await file.start();
+    const farm = await createSmallFarm(db.sql, { managed: true, burst: 10, jobCores: 10 });
+    const proc = await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 600 });
+    const r = await start();
     expect(counter(r, 'job', '', '', farm.job).cores).toBe(6);
     // Deleted and capped without any notification: as if the listener had missed them.
-    await file.db.sql`DELETE FROM proc WHERE pk_proc = ${proc.id}`;
-    await file.db.sql`UPDATE job_resource SET int_max_cores = 200 WHERE pk_job = ${farm.job}`;
+    await db.sql`DELETE FROM proc WHERE pk_proc = ${proc.id}`;
+    await db.sql`UPDATE job_resource SET int_max_cores = 200 WHERE pk_job = ${farm.job}`;
     expect(counter(r, 'job', '', '', farm.job).cores).toBe(6); // reads high: under-books, never over
     await r.service.recompute();
     expect(counter(r, 'job', '', '', farm.job).cores).toBe(0);
@@ -145,13 +141,13 @@ describe('AccountingService on PostgreSQL', () => {
   });
 
   it('keeps a booking in flight across a recompute, and after its confirm until the snapshot sees it', async () => {
-    const farm = await createSmallFarm(file.db.sql, { managed: true, burst: 10 });
-    const r = await file.start();
+    const farm = await createSmallFarm(db.sql, { managed: true, burst: 10 });
+    const r = await start();
     const booked = r.service.book(bookingFor(farm, 5));
     if (!('booking' in booked)) throw new Error('expected applied');
     await r.service.recompute(); // proc not inserted yet: carried as in flight
     expect(counter(r, 'subscription', farm.show, farm.alloc, '').cores).toBe(5);
-    await createProc(file.db.sql, { host: farm.host, job: farm.job, coresCenticores: 500 });
+    await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 500 });
     expect(r.service.confirm(booked.booking)).toEqual({ result: 'confirmed' });
     await r.service.recompute();
     await r.service.recompute();
@@ -160,14 +156,13 @@ describe('AccountingService on PostgreSQL', () => {
   });
 
   it('survives pg_terminate_backend of the listener and catches up at once', async () => {
-    const farm = await createSmallFarm(file.db.sql, { managed: true, burst: 10 });
-    const proc = await createProc(file.db.sql, { host: farm.host, job: farm.job, coresCenticores: 300 });
-    const r = await file.start();
+    const farm = await createSmallFarm(db.sql, { managed: true, burst: 10 });
+    const proc = await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 300 });
+    const r = await start();
     expect(counter(r, 'job', '', '', farm.job).cores).toBe(3);
     const before = r.service.status().last_recompute.at;
-    await file.db.sql`DELETE FROM proc WHERE pk_proc = ${proc.id}`; // missed by the listener
-    await file.db
-      .sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cueacct-listener' AND datname = current_database()`;
+    await db.sql`DELETE FROM proc WHERE pk_proc = ${proc.id}`; // missed by the listener
+    await db.sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cueacct-listener' AND datname = current_database()`;
     await waitFor(() => r.service.status().listener.reconnects >= 1 && r.service.listenerConnected, {
       message: 'listener reconnected',
     });
@@ -180,8 +175,8 @@ describe('AccountingService on PostgreSQL', () => {
       },
     );
     await releaseProcs(
-      file.db.sql,
-      [(await createProc(file.db.sql, { host: farm.host, job: farm.job, coresCenticores: 100 })).id],
+      db.sql,
+      [(await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 100 })).id],
       100,
     );
     await waitFor(() => r.service.status().listener.applied.release >= 1, {
@@ -190,11 +185,11 @@ describe('AccountingService on PostgreSQL', () => {
   });
 
   it('enforces a newly managed show against its real usage from the first booking', async () => {
-    const farm = await createSmallFarm(file.db.sql, { managed: false, burst: 10, showName: 'flipme' });
-    await createProc(file.db.sql, { host: farm.host, job: farm.job, coresCenticores: 800 });
-    const r = await file.start();
+    const farm = await createSmallFarm(db.sql, { managed: false, burst: 10, showName: 'flipme' });
+    await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 800 });
+    const r = await start();
     expect(r.service.book(bookingFor(farm, 1))).toEqual({ result: 'not_managed' });
-    await file.db.sql.begin((tx) => setShowManaged(tx as never, farm.show, true));
+    await db.sql.begin((tx) => setShowManaged(tx as never, farm.show, true));
     await waitFor(() => r.service.status().managed_shows.some((s) => s.id === farm.show), {
       message: 'flip published',
     });
@@ -205,7 +200,7 @@ describe('AccountingService on PostgreSQL', () => {
     });
     expect(r.service.book(bookingFor(farm, 2))).toMatchObject({ result: 'applied' });
     // Removal applies at once; an applied booking still settles.
-    await file.db.sql.begin((tx) => setShowManaged(tx as never, farm.show, false));
+    await db.sql.begin((tx) => setShowManaged(tx as never, farm.show, false));
     await waitFor(() => !r.service.status().managed_shows.some((s) => s.id === farm.show), {
       message: 'flip removed',
     });
@@ -213,36 +208,35 @@ describe('AccountingService on PostgreSQL', () => {
   });
 
   it('rewrites the PG accounting tables through the triggers when usage is above a lowered cap', async () => {
-    const farm = await createSmallFarm(file.db.sql, { managed: true, burst: 10, jobCores: 10 });
-    await createProc(file.db.sql, { host: farm.host, job: farm.job, coresCenticores: 800, gpus: 2 });
-    await file.db.sql`UPDATE subscription SET int_burst = 500 WHERE pk_show = ${farm.show}`; // lowered below usage
-    await file.db
-      .sql`UPDATE job_resource SET int_max_cores = -1, int_max_gpus = -1 WHERE pk_job = ${farm.job}`;
-    const r = await file.start();
+    const farm = await createSmallFarm(db.sql, { managed: true, burst: 10, jobCores: 10 });
+    await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 800, gpus: 2 });
+    await db.sql`UPDATE subscription SET int_burst = 500 WHERE pk_show = ${farm.show}`; // lowered below usage
+    await db.sql`UPDATE job_resource SET int_max_cores = -1, int_max_gpus = -1 WHERE pk_job = ${farm.job}`;
+    const r = await start();
     await r.service.recompute();
-    const [sub] = await file.db
-      .sql`SELECT int_cores, int_gpus, int_burst FROM subscription WHERE pk_show = ${farm.show}`;
+    const [sub] =
+      await db.sql`SELECT int_cores, int_gpus, int_burst FROM subscription WHERE pk_show = ${farm.show}`;
     expect(sub).toEqual({ int_cores: 800, int_gpus: 2, int_burst: '500' });
-    const [job] = await file.db
-      .sql`SELECT int_cores, int_gpus, int_max_cores, int_max_gpus FROM job_resource WHERE pk_job = ${farm.job}`;
+    const [job] =
+      await db.sql`SELECT int_cores, int_gpus, int_max_cores, int_max_gpus FROM job_resource WHERE pk_job = ${farm.job}`;
     expect(job).toEqual({ int_cores: '800', int_gpus: 2, int_max_cores: -1, int_max_gpus: -1 });
-    const [folder] = await file.db
-      .sql`SELECT int_cores, int_gpus FROM folder_resource WHERE pk_folder = ${farm.folder}`;
+    const [folder] =
+      await db.sql`SELECT int_cores, int_gpus FROM folder_resource WHERE pk_folder = ${farm.folder}`;
     expect(folder).toEqual({ int_cores: 800, int_gpus: 2 });
-    const [layer] = await file.db
-      .sql`SELECT sum(int_cores)::int AS c FROM layer_resource WHERE pk_job = ${farm.job}`;
+    const [layer] =
+      await db.sql`SELECT sum(int_cores)::int AS c FROM layer_resource WHERE pk_job = ${farm.job}`;
     expect(layer!.c).toBe(800);
-    const [point] = await file.db.sql`SELECT int_cores FROM point WHERE pk_show = ${farm.show}`;
+    const [point] = await db.sql`SELECT int_cores FROM point WHERE pk_show = ${farm.show}`;
     expect(point!.int_cores).toBe(800);
   });
 
   it('drops and counts malformed payloads while good ones around them apply', async () => {
-    const farm = await createSmallFarm(file.db.sql, { managed: true, burst: 10 });
+    const farm = await createSmallFarm(db.sql, { managed: true, burst: 10 });
     const procs = [
-      await createProc(file.db.sql, { host: farm.host, job: farm.job, coresCenticores: 200 }),
-      await createProc(file.db.sql, { host: farm.host, job: farm.job, coresCenticores: 300 }),
+      await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 200 }),
+      await createProc(db.sql, { host: farm.host, job: farm.job, coresCenticores: 300 }),
     ];
-    const r = await file.start();
+    const r = await start();
     expect(counter(r, 'job', '', '', farm.job).cores).toBe(5);
     const bad = [
       'not json',
@@ -252,11 +246,10 @@ describe('AccountingService on PostgreSQL', () => {
       'x'.repeat(7_900),
     ];
     // PostgreSQL itself refuses payloads of 8000 bytes or more, so too_long is a unit-test case.
-    await releaseProcs(file.db.sql, [procs[0]!.id], 100);
+    await releaseProcs(db.sql, [procs[0]!.id], 100);
     for (const payload of bad)
-      await file.db
-        .sql`SELECT pg_notify('acct_release', ${payload}), pg_notify('acct_limit_change', ${payload})`;
-    await releaseProcs(file.db.sql, [procs[1]!.id], 100);
+      await db.sql`SELECT pg_notify('acct_release', ${payload}), pg_notify('acct_limit_change', ${payload})`;
+    await releaseProcs(db.sql, [procs[1]!.id], 100);
     await waitFor(() => counter(r, 'job', '', '', farm.job).cores === 0, {
       message: 'good releases applied',
     });

@@ -12,68 +12,57 @@ import { createTestDatabase, waitFor, type TestDatabase } from './db.js';
 import { startDaemon, waitReady, type Daemon, type DaemonOptions } from './daemon.js';
 import { startService, type RunningService } from './service.js';
 
-function started<T>(value: T | undefined, what: string): T {
-  if (value === undefined) throw new Error(`${what} is not there: its beforeAll has not run (or failed)`);
-  return value;
-}
-
 /**
  * A harness database and one daemon on it (`cueacct serve`, the built CLI) for the whole test
- * file, started in beforeAll and stopped in afterAll. Read them through the getters inside hooks
- * and tests.
+ * file, started in beforeAll and stopped in afterAll. The two objects are returned at once and
+ * filled in by beforeAll, so a file destructures them at its top and uses them in hooks and
+ * tests: `const { db, daemon } = daemonPerFile({ args: QUIET_DAEMON });`. (Filled in by copying:
+ * what createTestDatabase and startDaemon hand back does not change after they return.)
  */
 export function daemonPerFile(options: Omit<DaemonOptions, 'databaseUrl'> = {}): {
-  readonly db: TestDatabase;
-  readonly daemon: Daemon;
+  db: TestDatabase;
+  daemon: Daemon;
 } {
-  let db: TestDatabase | undefined;
-  let daemon: Daemon | undefined;
+  const db: Partial<TestDatabase> = {};
+  const daemon: Partial<Daemon> = {};
   beforeAll(async () => {
-    db = await createTestDatabase();
-    daemon = await startDaemon({ ...options, databaseUrl: db.url });
+    Object.assign(db, await createTestDatabase());
+    Object.assign(daemon, await startDaemon({ ...options, databaseUrl: db.url! }));
     // "listening" comes before the bootstrap ends: wait for it, so no seed races the fixtures.
-    await waitReady(daemon);
+    await waitReady(daemon as Daemon);
   });
   afterAll(async () => {
-    await daemon?.stop();
-    await db?.drop();
+    await daemon.stop?.();
+    await db.drop?.();
   });
-  return {
-    get db() {
-      return started(db, 'the database');
-    },
-    get daemon() {
-      return started(daemon, 'the daemon');
-    },
-  };
+  return { db: db as TestDatabase, daemon: daemon as Daemon };
 }
 
 /**
- * A harness database for the whole test file, and an AccountingService per test: `start()`
- * starts one on the database (stopped after the test) and returns it once it is quiet.
+ * A harness database for the whole test file (filled in by beforeAll, as in daemonPerFile), and
+ * an AccountingService per test: `start()` starts one on it, stopped after the test, and returns
+ * it once it is quiet.
  */
 export function servicePerTest(): {
-  readonly db: TestDatabase;
+  db: TestDatabase;
   start(overrides?: Partial<ServiceConfig>, logger?: Logger): Promise<RunningService>;
 } {
-  let db: TestDatabase | undefined;
+  const db: Partial<TestDatabase> = {};
   let running: RunningService | undefined;
   beforeAll(async () => {
-    db = await createTestDatabase();
+    Object.assign(db, await createTestDatabase());
   });
   afterEach(async () => {
     await running?.stop();
     running = undefined;
   });
   afterAll(async () => {
-    await db?.drop();
+    await db.drop?.();
   });
   return {
-    get db() {
-      return started(db, 'the database');
-    },
+    db: db as TestDatabase,
     async start(overrides, logger) {
-      const service = await startService(started(db, 'the database').url, overrides, logger);
+      const service = await startService(db.url!, overrides, logger);
       running = service;
       await waitFor(() => service.service.listenerConnected, { message: 'listener connected' });
       // The first LISTEN triggers a recompute and a reseed; let them finish so tests start quiet.
