@@ -134,18 +134,8 @@ run_once() {
     if [[ $expect == first ]]; then fail "$run: the carried binaries were not unpacked"; else fail "$run: the cache was unpacked again instead of reused"; fi
   fi
 
-  kill -TERM "$server_pid"
-  deadline=$((SECONDS + STOP_TIMEOUT_S))
-  while ((SECONDS < deadline)); do
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-      set +e
-      wait "$server_pid"
-      code=$?
-      set -e
-      break
-    fi
-    sleep 0.1
-  done
+  stop_child "$server_pid" "$STOP_TIMEOUT_S"
+  code=$stopped_code
   if [[ -z $code ]]; then
     fail "$run: serve did not exit within ${STOP_TIMEOUT_S}s of SIGTERM"
   elif [[ $code -ne 0 ]]; then

@@ -56,3 +56,22 @@ http_status() {
   line=${line%$'\r'}
   echo "${line#* }" | cut -d' ' -f1
 }
+
+# SIGTERM a child of this shell and wait up to $2 seconds for it to exit. Sets `stopped_code` to
+# its exit code, or to the empty string when it is still running at the deadline. (Not a
+# command substitution: `wait` only works on children of the calling shell.)
+stop_child() {
+  local pid=$1 deadline=$((SECONDS + $2))
+  stopped_code=
+  kill -TERM "$pid"
+  while ((SECONDS < deadline)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      set +e
+      wait "$pid"
+      stopped_code=$?
+      set -e
+      return 0
+    fi
+    sleep 0.1
+  done
+}

@@ -87,19 +87,8 @@ else
 fi
 
 if kill -0 "$server_pid" 2>/dev/null; then
-  kill -TERM "$server_pid"
-  code=
-  deadline=$((SECONDS + STOP_TIMEOUT_S))
-  while ((SECONDS < deadline)); do
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-      set +e
-      wait "$server_pid"
-      code=$?
-      set -e
-      break
-    fi
-    sleep 0.1
-  done
+  stop_child "$server_pid" "$STOP_TIMEOUT_S"
+  code=$stopped_code
   server_pid_done=$server_pid
   server_pid=
   if [[ -z $code ]]; then
