@@ -42,7 +42,6 @@ export class Booking {
 
 export type BookOutcome = Booking | Rejection;
 
-
 function reject(table: LimitTable, current: number, limit: number): Rejection {
   return { result: 'limit_exceeded', table, current, limit };
 }

@@ -119,6 +119,11 @@ const CAP_ROWS_PER_STEP = 32;
 
 type CapOptions = { onlyUnseeded?: boolean; authoritativeShows?: ReadonlySet<string> };
 
+/** `rows` a step's worth ({@link CAP_ROWS_PER_STEP}) at a time. */
+function* inPieces<T>(rows: readonly T[]): Generator<T[]> {
+  for (let i = 0; i < rows.length; i += CAP_ROWS_PER_STEP) yield rows.slice(i, i + CAP_ROWS_PER_STEP);
+}
+
 /** Index of the first entry of the (seq-ordered) limit log newer than `seq`. */
 function firstAfter(log: readonly { seq: number }[], seq: number): number {
   let low = 0;
@@ -706,13 +711,11 @@ export class AccountingService implements BookingService {
    */
   private *capSteps(rows: NamedCapRows, options: CapOptions, since: number): Steps<void> {
     const rowsOnly = { onlyUnseeded: options.onlyUnseeded === true };
-    for (let i = 0; i < rows.folders.length; i += CAP_ROWS_PER_STEP) {
-      const folders = rows.folders.slice(i, i + CAP_ROWS_PER_STEP);
+    for (const folders of inPieces(rows.folders)) {
       this.applyCaps({ subscriptions: [], folders, jobs: [] }, rowsOnly, since);
       yield;
     }
-    for (let i = 0; i < rows.jobs.length; i += CAP_ROWS_PER_STEP) {
-      const jobs = rows.jobs.slice(i, i + CAP_ROWS_PER_STEP);
+    for (const jobs of inPieces(rows.jobs)) {
       this.applyCaps({ subscriptions: [], folders: [], jobs }, rowsOnly, since);
       yield;
     }
