@@ -587,16 +587,16 @@ const dropped: Phase = {
           'no booking in flight',
         );
         // Every notified release of B is applied once the daemon's fence-free view settles: give the listener a moment.
-        const lost = new Map<string, { cores: number; gpus: number }>();
-        const countHigh = (r: BookingRequest) => {
+        const expectedHigh = new Map<string, { cores: number; gpus: number }>();
+        const expectHigh = (r: BookingRequest) => {
           for (const id of [`subscription:${r.show}/${r.alloc}`, `folder:${r.folder}`, `job:${r.job}`]) {
-            const l = lost.get(id) ?? { cores: 0, gpus: 0 };
+            const l = expectedHigh.get(id) ?? { cores: 0, gpus: 0 };
             l.cores += r.cores;
             l.gpus += r.gpus;
-            lost.set(id, l);
+            expectedHigh.set(id, l);
           }
         };
-        for (const r of reportB.releases.filter((r) => !r.notified)) countHigh(r);
+        for (const r of reportB.releases.filter((r) => !r.notified)) expectHigh(r);
         // What the lease protocol keeps counted above SUM(proc) until a recompute, by design:
         // a confirm after its lease expired is counted again, and an expired booking with no
         // proc stays counted (a loaded machine makes some settles slower than the lease).
@@ -605,17 +605,18 @@ const dropped: Phase = {
             (b.settleAnswer === 'lease_expired' && b.fate !== 'abandoned') ||
             (b.fate === 'abandoned' && b.proc === null),
         );
-        for (const b of keptHigh) countHigh(b);
+        for (const b of keptHigh) expectHigh(b);
         out.figure('releases without NOTIFY', reportB.counts.releasedSilently);
         out.figure('bookings kept counted past their lease', keptHigh.length);
         // A recompute (a listener reconnect on a loaded machine) heals part of it, and a lost
         // booking request may have been applied unseen: then only "never low" can be checked.
         const exact = (await lastRecompute()) === recomputedBefore && reportB.counts.lostBookRequests === 0;
-        if (!exact) out.note('a recompute ran or a booking request was lost during B: checked never low only');
+        if (!exact)
+          out.note('a recompute ran or a booking request was lost during B: checked never low only');
         await until(
           async () => {
             return (await besideTruth(daemon, db)).every(([s, t]) => {
-              const l = lost.get(`${s.kind}:${s.key}`) ?? { cores: 0, gpus: 0 };
+              const l = expectedHigh.get(`${s.kind}:${s.key}`) ?? { cores: 0, gpus: 0 };
               if (!exact) return s.cores >= t.cores && s.gpus >= t.gpus;
               return s.cores - t.cores === l.cores && s.gpus - t.gpus === l.gpus;
             });
@@ -624,7 +625,7 @@ const dropped: Phase = {
           'the daemon to read high by exactly the lost releases',
         ).catch(async () => {
           for (const [s, t] of await besideTruth(daemon, db)) {
-            const l = lost.get(`${s.kind}:${s.key}`) ?? { cores: 0, gpus: 0 };
+            const l = expectedHigh.get(`${s.kind}:${s.key}`) ?? { cores: 0, gpus: 0 };
             if (s.cores < t.cores || s.gpus < t.gpus)
               out.fail(
                 `${s.kind} ${s.key} reads ${s.cores} cores / ${s.gpus} GPUs, below SUM(proc) ${t.cores} / ${t.gpus}, with notifications lost`,
@@ -635,7 +636,7 @@ const dropped: Phase = {
               );
           }
         });
-        const highCores = [...lost.entries()]
+        const highCores = [...expectedHigh.entries()]
           .filter(([id]) => id.startsWith('subscription:'))
           .reduce((n, [, l]) => n + l.cores, 0);
         out.note(
