@@ -114,8 +114,11 @@ const VERDICT_MS = 1_000;
 
 /** Limit changes remembered so a cap read can replay those that arrived during it. */
 const LIMIT_LOG_SIZE = 10_000;
-/** Cap rows per step of a pass applying its cap read (each step also replays limit changes). */
-const CAP_ROWS_PER_STEP = 32;
+/**
+ * Cap rows per step of a pass applying its cap read (each step also replays limit changes).
+ * A row costs a few microseconds, so a step stays small next to the slice it runs in.
+ */
+const CAP_ROWS_PER_STEP = 4;
 
 type CapOptions = { onlyUnseeded?: boolean; authoritativeShows?: ReadonlySet<string> };
 
