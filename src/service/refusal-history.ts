@@ -6,9 +6,10 @@
  * A vertex is tracked while it has refused a booking or sits near its cap (utilization at
  * or above {@link NEAR_CAP}); once it has neither refused nor been near its cap for a whole
  * window it is dropped again, so memory follows the number of vertices in trouble, not the
- * size of the farm. Sampling walks every vertex once per tick (a few ms for 100k vertices),
- * never the booking path.
+ * size of the farm. Sampling walks every vertex once per tick, never the booking path; the
+ * daemon runs that walk in slices (a few ms at farm scale, which no booking may wait behind).
  */
+import { runToEnd, type Steps } from '../core/steps.js';
 import type { VertexView } from '../core/vertex.js';
 import { utilization } from '../core/vertex.js';
 
@@ -64,10 +65,16 @@ export class RefusalHistory {
 
   /** One tick: append a sample for every vertex that refused or is near its cap. */
   sample(vertices: Iterable<VertexView>, now: number): void {
+    runToEnd(this.sampleSteps(vertices, now));
+  }
+
+  /** `sample`, one step per vertex (a farm is tens of thousands): the daemon's tick runs it in slices. */
+  *sampleSteps(vertices: Iterable<VertexView>, now: number): Steps<void> {
     const previousAt = this.lastSampleAt;
     this.lastSampleAt = now;
     this.firstSampleAt ??= now;
     for (const vertex of vertices) {
+      yield;
       const refusals = refusalsOf(vertex);
       const util = utilization(vertex);
       let track = this.tracks.get(vertex);

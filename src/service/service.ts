@@ -17,7 +17,7 @@ import type {
   VertexDetailResponse,
 } from '../api/types.js';
 import { buildCapSet, buildSnapshot, snapshotSteps } from '../core/boundary.js';
-import type { Steps } from '../core/steps.js';
+import { runToEnd, type Steps } from '../core/steps.js';
 import { Store, type BookOutcome } from '../core/store.js';
 import {
   VERTEX_KINDS,
@@ -175,6 +175,7 @@ export class AccountingService implements BookingService {
   private readonly startedAt = Date.now();
   private leaseTimer: NodeJS.Timeout | undefined;
   private historyTimer: NodeJS.Timeout | undefined;
+  private historyRunning = false;
   /** Per-vertex refusal rates and the ~10-minute history behind `inspect`'s detail pane. */
   readonly refusalHistory: RefusalHistory;
   private readonly logger: Logger;
@@ -237,15 +238,35 @@ export class AccountingService implements BookingService {
     const sweepEvery = Math.max(50, Math.min(1_000, Math.floor(this.config.leaseMs / 4)));
     this.leaseTimer = setInterval(() => this.expireLeases(), sweepEvery);
     this.leaseTimer.unref();
-    this.historyTimer = setInterval(() => this.sampleHistory(), this.refusalHistory.sampleMs);
+    this.historyTimer = setInterval(() => void this.tickHistory(), this.refusalHistory.sampleMs);
     this.historyTimer.unref();
   }
 
-  /** One history tick over every vertex (cheap: plain reads, no I/O). */
+  /** One history tick over every vertex, in one go (the bootstrap's first tick, tests). */
   sampleHistory(now = Date.now()): void {
+    runToEnd(this.historySteps(now));
+  }
+
+  /**
+   * The timer's history tick: the same walk in slices, so no booking waits behind it. While
+   * one runs, the next is skipped (resolves at once).
+   */
+  async tickHistory(): Promise<void> {
+    if (this.historyRunning) return;
+    this.historyRunning = true;
+    try {
+      await this.inSlices(this.historySteps(Date.now()));
+    } catch (err) {
+      this.logger.warn({ err }, 'refusal history tick failed');
+    } finally {
+      this.historyRunning = false;
+    }
+  }
+
+  private historySteps(now: number): Steps<void> {
     const store = this.store;
-    // One call per tick: the history takes the previous tick's time as every new baseline.
-    this.refusalHistory.sample(
+    // One walk per tick: the history takes the previous tick's time as every new baseline.
+    return this.refusalHistory.sampleSteps(
       (function* () {
         for (const kind of VERTEX_KINDS) yield* store.vertices(kind);
       })(),

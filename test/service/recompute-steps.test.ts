@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Steps } from '../../src/core/steps.js';
 import type { DriftReport, Snapshot } from '../../src/core/types.js';
 import { createFarm, type FarmIds, type FarmSpec } from '../../src/db/fixtures.js';
+import { nextTurn } from '../../src/service/event-loop.js';
 import { farmRequests } from '../bench/farm-bench.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { startService, type RunningService } from '../support/service.js';
@@ -32,7 +33,7 @@ let running: RunningService;
 beforeAll(async () => {
   db = await createTestDatabase();
   ids = await createFarm(db.sql, FARM);
-  // Yield every 64 steps whatever the machine speed, so the count does not depend on it.
+  // Yield every few steps whatever the machine speed, so the count does not depend on it.
   running = await startService(db.url, { sliceMs: 0 });
 }, 60_000);
 afterAll(async () => {
@@ -90,5 +91,30 @@ describe('a recompute shares the event loop with bookings', () => {
     // In flight (never confirmed): the overwrite kept every one of them, wherever it landed.
     expect(sub(0).cores).toBe(before + appliedToFirstSub);
     expect(sub(0).inflightCores).toBe(appliedToFirstSub);
+  }, 60_000);
+
+  it("walks the refusal history's vertices in slices too, and the tick still samples every vertex in trouble", async () => {
+    const vertices = running.service.counts();
+    expect(vertices.job).toBeGreaterThan(1_000);
+    // A job over 90 % of its cap is tracked: the walk reached it wherever it sits.
+    const request = farmRequests(ids, FARM, 1)[0]!;
+    const job = running.service.store.job(request.job)!;
+    running.service.store.applyLimitChange({
+      vertex: 'job',
+      id: request.job,
+      field: 'max_cores',
+      value: job.cores + 1,
+    });
+    expect(running.service.book({ ...request, cores: 1 })).toMatchObject({ result: 'applied' });
+    let done = false;
+    const tick = running.service.tickHistory().then(() => (done = true));
+    let turns = 0;
+    while (!done) {
+      await nextTurn();
+      turns++;
+    }
+    await tick;
+    expect(turns).toBeGreaterThan(10);
+    expect(running.service.refusalHistory.history(job).at(-1)?.utilization).toBe(1);
   }, 60_000);
 });
