@@ -41,7 +41,8 @@ async function runClients(
   concurrency: number,
   seconds: number,
 ): Promise<ClientsRow> {
-  const startAt = Date.now() + 1_500 + clients * 100;
+  // Room for every process to start and warm up under the same load before the window opens.
+  const startAt = Date.now() + 2_000 + clients * 250;
   const results = await Promise.all(
     Array.from({ length: clients }, (_, i) => {
       const child = fork(CLIENT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });

@@ -4,7 +4,9 @@
  * accounting service in process, then the real daemon process on the same farm — its own
  * bootstrap, its RSS after a recompute, and its HTTP booking API from one keep-alive client.
  */
+import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { BookingRequest } from '../../src/core/types.js';
 import type { FarmIds, FarmSpec } from '../../src/db/fixtures.js';
@@ -13,6 +15,9 @@ import { startDaemon } from '../support/daemon.js';
 import { startService } from '../support/service.js';
 import { benchClients, type ClientsBenchResult } from './clients-bench.js';
 import { runHttpClient } from './http-bench.js';
+import { StallProbe, type StallReport } from './stall-probe.js';
+
+const IDLE_SIBLING = fileURLToPath(new URL('./idle-sibling.js', import.meta.url));
 
 /** 20 shows × 25 allocs = 500 subscriptions; 2,000 folders; 20,000 jobs; 1,000 hosts; 100,000 procs. */
 export const BENCH_FARM: FarmSpec = {
@@ -39,6 +44,11 @@ export interface FarmBenchResult {
   recomputeStallMs: number;
   /** The same during the first pass after the bootstrap (it rewrites every PG accounting row). */
   recomputeFirstStallMs: number;
+  /** The stalls of the first and the steady passes split by cause (stall-probe.ts). */
+  recomputeFirstStalls: StallReport;
+  recomputeSteadyStalls: StallReport;
+  /** Longest gap of an idle process on the same machine during the steady passes (idle-sibling.ts). */
+  idleSiblingMaxMs: number;
   daemonBootstrapMs: number | null;
   daemonReadyMs: number;
   rssMiB: number;
@@ -100,7 +110,14 @@ export async function benchFarm(
   // 1 ms resolution: the target (< 10 ms) is close to the old 5 ms sampling step.
   const stall = monitorEventLoopDelay({ resolution: 1 });
   const firstStall = monitorEventLoopDelay({ resolution: 1 });
+  const firstProbe = new StallProbe();
+  const steadyProbe = new StallProbe();
+  const sibling = await idleSibling();
+  let recomputeFirstStalls: StallReport;
+  let recomputeSteadyStalls: StallReport;
+  let idleSiblingMaxMs: number;
   firstStall.enable();
+  firstProbe.start();
   try {
     const histogram = await running.metrics.passDuration.get();
     const sum = histogram.values.find((v) => v.metricName?.endsWith('_sum') && v.labels.pass === 'bootstrap');
@@ -110,14 +127,20 @@ export async function benchFarm(
     for (let i = 0; i < 6; i++) {
       if (i === 1) {
         firstStall.disable();
+        recomputeFirstStalls = firstProbe.stop();
         stall.enable();
+        steadyProbe.start();
+        sibling.start();
       }
       const t0 = performance.now();
       await running.service.recompute();
       recomputes.push(performance.now() - t0);
     }
     stall.disable();
+    recomputeSteadyStalls = steadyProbe.stop();
+    idleSiblingMaxMs = (await sibling.stop()).maxMs;
   } finally {
+    sibling.kill();
     await running.stop();
   }
 
@@ -166,6 +189,9 @@ export async function benchFarm(
       recomputeMaxMs: Math.max(...recomputes.slice(1)),
       recomputeStallMs: stall.max / 1e6,
       recomputeFirstStallMs: firstStall.max / 1e6,
+      recomputeFirstStalls: recomputeFirstStalls!,
+      recomputeSteadyStalls: recomputeSteadyStalls!,
+      idleSiblingMaxMs: idleSiblingMaxMs!,
       daemonBootstrapMs,
       daemonReadyMs,
       rssMiB,
@@ -176,4 +202,21 @@ export async function benchFarm(
     api.close();
     await daemon.stop();
   }
+}
+
+/** Fork the idle sibling (idle-sibling.ts) and wait until it listens. */
+async function idleSibling(): Promise<{ start(): void; stop(): Promise<StallReport>; kill(): void }> {
+  const child = fork(IDLE_SIBLING, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  await new Promise((resolve) => child.once('message', resolve));
+  return {
+    start: () => child.send('start'),
+    stop: () =>
+      new Promise<StallReport>((resolve) => {
+        child.once('message', (report) => resolve(report as StallReport));
+        child.send('stop');
+      }),
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill();
+    },
+  };
 }

@@ -1,14 +1,15 @@
 /**
  * `GET /v1/state` at farm scale (in process, 20 shows × 5 allocs, 2,000 folders, 20,000 jobs):
  * how long one read takes, and the longest stretch it keeps the event loop (and so every
- * booking) waiting. A probe re-arms `setImmediate` and records the largest gap between two of
- * its turns while reads run; the answer's JSON.stringify (synchronous in the server) is inside.
+ * booking) waiting: the longest gap between two ticks of a 1 ms timer (stall-probe.ts) while
+ * reads run; the answer's JSON.stringify (synchronous in the server) is inside.
  */
 import { performance } from 'node:perf_hooks';
 import { Store } from '../../src/core/store.js';
 import { VertexNames, stateResponse } from '../../src/service/state-view.js';
 import { STATE_PAGE_MAX, type StateQuery } from '../../src/service/types.js';
 import { decodeCursor } from '../../src/service/state-cursor.js';
+import { StallProbe } from './stall-probe.js';
 import { syntheticFarm } from './synthetic-farm.js';
 
 export interface StateBenchResult {
@@ -24,22 +25,12 @@ export interface StateBenchResult {
 
 /** Run `body` while a probe measures the longest gap between two event-loop turns. */
 async function withStallProbe(body: () => Promise<void>): Promise<{ ms: number; stallMs: number }> {
-  let running = true;
-  let last = performance.now();
-  let stall = 0;
-  const probe = () => {
-    const now = performance.now();
-    stall = Math.max(stall, now - last);
-    last = now;
-    if (running) setImmediate(probe);
-  };
-  setImmediate(probe);
+  const probe = new StallProbe();
+  probe.start();
   const t0 = performance.now();
   await body();
   const ms = performance.now() - t0;
-  running = false;
-  stall = Math.max(stall, performance.now() - last);
-  return { ms, stallMs: stall };
+  return { ms, stallMs: probe.stop().maxMs };
 }
 
 export async function benchState(rounds = 5): Promise<StateBenchResult> {
