@@ -1,6 +1,7 @@
 /**
  * Every read of the accounting state from PostgreSQL, in one place. Values come back as
- * stored (centicores; int8 sums as text); `src/core/boundary.ts` converts them.
+ * stored (centicores; an int8 sum as a number when it is a safe integer, else as text);
+ * `src/core/boundary.ts` converts them.
  *
  * Filters follow opencue-schema.md "Derived facts": every existing proc with `b_local = false`,
  * whatever its job's state (a killed job is FINISHED while Cuebot still deletes its procs, each
@@ -8,6 +9,7 @@
  */
 import type { PendingQuery, Sql } from 'postgres';
 import type { BookedRow, CapRows } from '../core/boundary.js';
+import { asRead, compactInteger } from './row-strings.js';
 
 export interface ShowRow {
   id: string;
@@ -35,11 +37,70 @@ type Queryable = Sql;
  */
 const ROWS_PER_FETCH = 1_000;
 
-/** Every row of a query, a few hundred per round trip (see {@link ROWS_PER_FETCH}). */
-async function fetchInBatches<T extends object>(query: PendingQuery<T[]>): Promise<T[]> {
+/** How a farm-wide read keeps each text value (a `StringInterner`'s `intern`, or as read). */
+export type KeepText = (value: string) => string;
+
+/**
+ * Every row of a query, a few hundred per round trip (see {@link ROWS_PER_FETCH}), each kept
+ * as `keep` makes it. The callback form of the cursor, not `for await`: the iterator resolves
+ * a promise with every batch, and a promise that grew old before its batch arrived keeps the
+ * batch alive through young-generation GCs (measured: 7-11 ms pauses instead of 1-3 ms on a
+ * farm-wide read that kept nothing).
+ */
+async function fetchInBatches<R extends object, T>(
+  query: PendingQuery<R[]>,
+  keep: (row: R) => T,
+): Promise<T[]> {
   const rows: T[] = [];
-  for await (const batch of query.cursor(ROWS_PER_FETCH)) for (const row of batch) rows.push(row);
+  await query.cursor(ROWS_PER_FETCH, (batch) => {
+    for (const row of batch) rows.push(keep(row));
+  });
   return rows;
+}
+
+type SubscriptionRow = NamedCapRows['subscriptions'][number];
+type FolderRow = NamedCapRows['folders'][number];
+type JobRow = NamedCapRows['jobs'][number];
+
+function keepSubscription(text: KeepText): (row: SubscriptionRow) => SubscriptionRow {
+  return (row) => ({
+    show: text(row.show),
+    alloc: text(row.alloc),
+    burst: compactInteger(row.burst),
+    allocName: text(row.allocName),
+  });
+}
+
+function keepFolder(text: KeepText): (row: FolderRow) => FolderRow {
+  return (row) => ({
+    id: text(row.id),
+    show: text(row.show),
+    name: text(row.name),
+    maxCores: compactInteger(row.maxCores),
+    maxGpus: compactInteger(row.maxGpus),
+  });
+}
+
+function keepJob(text: KeepText): (row: JobRow) => JobRow {
+  return (row) => ({
+    id: text(row.id),
+    show: text(row.show),
+    folder: text(row.folder),
+    name: text(row.name),
+    maxCores: compactInteger(row.maxCores),
+    maxGpus: compactInteger(row.maxGpus),
+  });
+}
+
+function keepBooked(text: KeepText): (row: BookedRow) => BookedRow {
+  return (row) => ({
+    show: text(row.show),
+    alloc: text(row.alloc),
+    folder: text(row.folder),
+    job: text(row.job),
+    cores: compactInteger(row.cores),
+    gpus: compactInteger(row.gpus),
+  });
 }
 
 export async function managedShows(sql: Queryable): Promise<ShowRow[]> {
@@ -60,16 +121,23 @@ export async function findShow(
 }
 
 /** `SUM(proc)` per (show, alloc, folder, job) for the given shows, in centicores. */
-export async function bookedRows(sql: Queryable, showIds: readonly string[]): Promise<BookedRow[]> {
+export async function bookedRows(
+  sql: Queryable,
+  showIds: readonly string[],
+  text: KeepText = asRead,
+): Promise<BookedRow[]> {
   if (showIds.length === 0) return [];
-  return fetchInBatches(sql<BookedRow[]>`
+  return fetchInBatches(
+    sql<BookedRow[]>`
     SELECT j.pk_show AS show, h.pk_alloc AS alloc, j.pk_folder AS folder, p.pk_job AS job,
            SUM(p.int_cores_reserved)::int8 AS cores, SUM(p.int_gpus_reserved)::int8 AS gpus
     FROM proc p
     JOIN job j ON j.pk_job = p.pk_job
     JOIN host h ON h.pk_host = p.pk_host
     WHERE NOT p.b_local AND j.pk_show = ANY(${showIds as string[]})
-    GROUP BY j.pk_show, h.pk_alloc, j.pk_folder, p.pk_job`);
+    GROUP BY j.pk_show, h.pk_alloc, j.pk_folder, p.pk_job`,
+    keepBooked(text),
+  );
 }
 
 /**
@@ -78,26 +146,39 @@ export async function bookedRows(sql: Queryable, showIds: readonly string[]): Pr
  * while it is not FINISHED or still has procs (a killed job keeps its key until its last proc
  * is gone); each job row carries its folder, so a recompute sees a job that moved.
  */
-export async function capRows(sql: Queryable, showIds: readonly string[]): Promise<NamedCapRows> {
+export async function capRows(
+  sql: Queryable,
+  showIds: readonly string[],
+  text: KeepText = asRead,
+): Promise<NamedCapRows> {
   if (showIds.length === 0) return { subscriptions: [], folders: [], jobs: [] };
   const ids = showIds as string[];
   const [subscriptions, folders, jobs] = await Promise.all([
-    fetchInBatches(sql<NamedCapRows['subscriptions']>`
+    fetchInBatches(
+      sql<NamedCapRows['subscriptions']>`
       SELECT s.pk_show AS show, s.pk_alloc AS alloc, s.int_burst AS burst, a.str_name AS "allocName"
       FROM subscription s JOIN alloc a ON a.pk_alloc = s.pk_alloc
-      WHERE s.pk_show = ANY(${ids})`),
-    fetchInBatches(sql<NamedCapRows['folders']>`
+      WHERE s.pk_show = ANY(${ids})`,
+      keepSubscription(text),
+    ),
+    fetchInBatches(
+      sql<NamedCapRows['folders']>`
       SELECT f.pk_folder AS id, f.pk_show AS show, f.str_name AS name,
              r.int_max_cores AS "maxCores", r.int_max_gpus AS "maxGpus"
       FROM folder f JOIN folder_resource r ON r.pk_folder = f.pk_folder
-      WHERE f.pk_show = ANY(${ids})`),
-    fetchInBatches(sql<NamedCapRows['jobs']>`
+      WHERE f.pk_show = ANY(${ids})`,
+      keepFolder(text),
+    ),
+    fetchInBatches(
+      sql<NamedCapRows['jobs']>`
       SELECT j.pk_job AS id, j.pk_show AS show, j.pk_folder AS folder, j.str_name AS name,
              r.int_max_cores AS "maxCores", r.int_max_gpus AS "maxGpus"
       FROM job j JOIN job_resource r ON r.pk_job = j.pk_job
       WHERE j.pk_show = ANY(${ids})
         AND (j.str_state <> 'FINISHED' OR EXISTS (
-              SELECT 1 FROM proc p WHERE p.pk_job = j.pk_job AND NOT p.b_local))`),
+              SELECT 1 FROM proc p WHERE p.pk_job = j.pk_job AND NOT p.b_local))`,
+      keepJob(text),
+    ),
   ]);
   return { subscriptions, folders, jobs };
 }
@@ -106,12 +187,16 @@ export async function capRows(sql: Queryable, showIds: readonly string[]): Promi
  * Booked sums and caps read from one REPEATABLE READ snapshot, so the zero-baseline and
  * the sums agree with each other.
  */
-export async function readAccounting(sql: Sql, showIds: readonly string[]): Promise<AccountingRead> {
+export async function readAccounting(
+  sql: Sql,
+  showIds: readonly string[],
+  text: KeepText = asRead,
+): Promise<AccountingRead> {
   if (showIds.length === 0) return { booked: [], caps: { subscriptions: [], folders: [], jobs: [] } };
   return sql.begin('isolation level repeatable read read only', async (tx) => {
     // Caps first: the transaction's snapshot is taken by its first statement.
-    const caps = await capRows(tx as unknown as Sql, showIds);
-    const booked = await bookedRows(tx as unknown as Sql, showIds);
+    const caps = await capRows(tx as unknown as Sql, showIds, text);
+    const booked = await bookedRows(tx as unknown as Sql, showIds, text);
     return { booked, caps };
   }) as Promise<AccountingRead>;
 }

@@ -40,6 +40,7 @@ import {
 } from '../db/queries.js';
 import { isUnreachableError } from '../db/errors.js';
 import { rewriteAccountingTables } from '../db/rewrite.js';
+import { StringInterner } from '../db/row-strings.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PoolSnapshot } from '../observability/pool-metrics.js';
 import { DeadlineError, withDeadline } from './deadline.js';
@@ -176,6 +177,8 @@ export class AccountingService implements BookingService {
   private leaseTimer: NodeJS.Timeout | undefined;
   private historyTimer: NodeJS.Timeout | undefined;
   private historyRunning = false;
+  /** The ids and names of farm-wide reads, one instance each across passes (row-strings.ts). */
+  private readonly texts = new StringInterner();
   /** Per-vertex refusal rates and the ~10-minute history behind `inspect`'s detail pane. */
   readonly refusalHistory: RefusalHistory;
   private readonly logger: Logger;
@@ -623,7 +626,8 @@ export class AccountingService implements BookingService {
       const epoch = this.store.beginRecompute();
       const since = this.limitSeq;
       const movesSince = this.moveSeq;
-      const read = await readAccounting(this.pool, shows);
+      const read = await readAccounting(this.pool, shows, this.texts.intern);
+      this.texts.endRead();
       // Every walk over the farm goes in slices: no booking waits behind a recompute.
       const snapshot = await this.inSlices(snapshotSteps(read.booked, read.caps, this.config.coreMultiplier));
       await this.fence();
@@ -655,7 +659,7 @@ export class AccountingService implements BookingService {
   private async reseedPass(): Promise<void> {
     const shows = [...this.managed.keys()];
     const since = this.limitSeq;
-    const caps = await capRows(this.pool, shows);
+    const caps = await capRows(this.pool, shows, this.texts.intern);
     const options = { authoritativeShows: new Set(shows) };
     await this.bulkWrites(() => this.inSlices(this.capSteps(caps, options, since)));
     await this.inSlices(this.overCapSteps());
