@@ -4,8 +4,6 @@
  */
 import type { DriftReport, LimitTable, VertexKind } from '../core/types.js';
 
-export const API_PREFIX = '/v1';
-
 export type BookResponse =
   | {
       result: 'applied';

@@ -58,10 +58,6 @@ export function notAvailableError(): CliError {
   return usageError('not available yet in this build');
 }
 
-export function isCliError(err: unknown): err is CliError {
-  return err instanceof CliError;
-}
-
 /** What to print and how to exit for a thrown value. */
 export interface Failure {
   exitCode: ExitCode;
