@@ -16,6 +16,7 @@ import { StoreBookingService } from '../http/store-service.js';
 import { serverAnswers } from '../../src/db/connection.js';
 import { LOCAL_ADMIN_URL, createDatabase } from '../stress/harness.js';
 import { BENCH_FARM, benchFarm } from './farm-bench.js';
+import { benchLoopbackFloor } from './loopback-floor.js';
 import { benchHttp, httpBenchFarm } from './http-bench.js';
 import { benchReleases } from './release-bench.js';
 import { benchState } from './state-bench.js';
@@ -116,6 +117,9 @@ async function main(): Promise<void> {
       'stall ~10 ms',
     );
 
+    const loopback = await benchLoopbackFloor(seconds);
+    json.loopback = loopback;
+
     // ---- farm scale: bootstrap, recompute, RSS, HTTP against the daemon ---------------------
     const db = await createDatabase(adminUrl);
     try {
@@ -169,6 +173,10 @@ async function main(): Promise<void> {
         `${n(many.single.bookingsPerSecond)} bookings/s, p50 ${ms(many.single.p50Ms)} / p99 ${ms(many.single.p99Ms)}`,
         'p99 < 1 ms',
         many.single.p99Ms < 1,
+      );
+      add(
+        '  reference: raw TCP round trip between two processes, p50 / p99',
+        `${ms(loopback.p50Ms)} / ${ms(loopback.p99Ms)}`,
       );
       add(
         'Same, during recompute passes back to back (daemon)',
