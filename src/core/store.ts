@@ -151,7 +151,7 @@ export class Store {
 
     const folderVertex = folder ?? this.nodeVertex(this.folders, 'folder', request.folder, request.show);
     const jobVertex = job ?? this.nodeVertex(this.jobs, 'job', request.job, request.show);
-    if (jobVertex.parentFolder === undefined) jobVertex.parentFolder = folderVertex;
+    if (jobVertex.parentFolder === undefined) holdUnder(jobVertex, folderVertex);
     const booking = new Booking(
       subscription ?? this.subscriptionVertex(request.show, request.alloc),
       folderVertex,
@@ -249,7 +249,7 @@ export class Store {
     return this.overwriteSteps(snapshot);
   }
 
-  /** One yield per vertex overwritten or cleared; the forgetting of idle keys is one step. */
+  /** One yield per vertex overwritten or cleared, and per key checked for forgetting. */
   private *overwriteSteps(snapshot: Snapshot): Steps<DriftReport> {
     try {
       return yield* this.overwriteEach(snapshot);
@@ -288,8 +288,7 @@ export class Store {
       vertex.clearSettled(seen);
       yield;
     }
-    // One step: which folder still holds a job must be decided with the deletions.
-    this.forgetIdle(present);
+    yield* this.forgetIdle(present);
     return report;
   }
 
@@ -301,7 +300,7 @@ export class Store {
   private followSnapshotFolder(job: Vertex, folder: string, totals: NodeTotals): void {
     const summedUnder = this.nodeVertex(this.folders, 'folder', folder, totals.show);
     if (job.parentFolder === undefined) {
-      job.parentFolder = summedUnder;
+      holdUnder(job, summedUnder);
       return;
     }
     if (job.parentFolder === summedUnder) return;
@@ -315,20 +314,25 @@ export class Store {
    * nothing a snapshot may not have seen: their true usage is 0 and no booking refers to them.
    * A folder still holding a job is kept. Subscriptions stay (few; a deleted one fails closed).
    */
-  private forgetIdle(present: ReadonlySet<Vertex>): void {
+  /**
+   * Forget the idle keys the read did not list, one per step: a folder only once no job of the
+   * store points at it (`heldJobs`, kept as jobs come, move and go, so each check is one step).
+   */
+  private *forgetIdle(present: ReadonlySet<Vertex>): Steps<void> {
     for (const [id, job] of this.jobs) {
       if (!present.has(job) && job.idle) {
+        holdUnder(job, undefined);
         this.jobs.delete(id);
         this.removedVertices++;
       }
+      yield;
     }
-    const holding = new Set<Vertex>();
-    for (const job of this.jobs.values()) if (job.parentFolder !== undefined) holding.add(job.parentFolder);
     for (const [id, folder] of this.folders) {
-      if (!present.has(folder) && folder.idle && !holding.has(folder)) {
+      if (!present.has(folder) && folder.idle && folder.heldJobs === 0) {
         this.folders.delete(id);
         this.removedVertices++;
       }
+      yield;
     }
   }
 
@@ -343,8 +347,8 @@ export class Store {
     if (vertex === undefined) return false;
     const to = this.nodeVertex(this.folders, 'folder', folder, vertex.show);
     const from = vertex.parentFolder;
-    vertex.parentFolder = to;
     if (from === to) return false;
+    holdUnder(vertex, to);
     if (from !== undefined) shiftUsage(vertex, from, -1);
     shiftUsage(vertex, to, 1);
     return true;
@@ -440,7 +444,7 @@ export class Store {
       this.setNodeCap(job, cap, onlyUnseeded);
       // A move of a known job is the caller's decision (moveJob): a read may be older than it.
       if (job.parentFolder === undefined && cap.folder !== undefined) {
-        job.parentFolder = this.nodeVertex(this.folders, 'folder', cap.folder, cap.show);
+        holdUnder(job, this.nodeVertex(this.folders, 'folder', cap.folder, cap.show));
       }
     }
     const shows = options.authoritativeShows;
@@ -607,6 +611,13 @@ export class Store {
     vertex.inflightCores = minus(vertex.inflightCores, cores);
     vertex.inflightGpus = minus(vertex.inflightGpus, gpus);
   }
+}
+
+/** Point a job at the folder that holds its usage (or at none), keeping every folder's `heldJobs`. */
+function holdUnder(job: Vertex, folder: Vertex | undefined): void {
+  if (job.parentFolder !== undefined) job.parentFolder.heldJobs--;
+  job.parentFolder = folder;
+  if (folder !== undefined) folder.heldJobs++;
 }
 
 /** Add (sign 1) or remove (sign -1, clamped at 0) a job's whole usage to or from a folder. */

@@ -32,6 +32,8 @@ export class Vertex {
    * the job charge it, whatever folder they name; `Store.moveJob` re-points it.
    */
   parentFolder: Vertex | undefined = undefined;
+  /** A folder: how many of the store's jobs have it as `parentFolder` (it is kept while any does). */
+  heldJobs = 0;
   /**
    * Bookings this vertex's cap refused since the daemon started, never reset: the core cap
    * (table subscription, folder or job by kind) and the GPU cap (folder_gpus, job_gpus).

@@ -31,6 +31,7 @@ import { MAX_BOOKING_CORES, MAX_BOOKING_GPUS } from '../../src/core/booking-rang
 import type { Steps } from '../../src/core/steps.js';
 import { Booking, Store } from '../../src/core/store.js';
 import type { DriftReport, Snapshot } from '../../src/core/types.js';
+import type { Vertex } from '../../src/core/vertex.js';
 
 const SHOWS = ['s0', 's1'];
 const ALLOCS = ['a0', 'a1'];
@@ -551,6 +552,30 @@ class Model {
     }
     expect(this.store.inflightCount).toBe(this.bookings.filter((b) => !b.ended).length);
     assertNoNegativeCounter(this.store, step);
+    assertFolderHoldings(this.store, step);
+  }
+}
+
+/**
+ * Every job's folder is one the store still holds (a forgotten folder would take the job's
+ * usage out of every folder check), and every folder counts the jobs that point at it.
+ */
+function assertFolderHoldings(store: Store, step: string): void {
+  // White box: the views are the store's own vertices.
+  const folders = new Set([...store.vertices('folder')] as unknown as Vertex[]);
+  const held = new Map<Vertex, number>();
+  for (const job of [...store.vertices('job')] as unknown as Vertex[]) {
+    const parent = job.parentFolder;
+    if (parent === undefined) continue;
+    if (!folders.has(parent))
+      throw new Error(`${step}: job ${job.id} points at forgotten folder ${parent.id}`);
+    held.set(parent, (held.get(parent) ?? 0) + 1);
+  }
+  for (const folder of folders) {
+    if (folder.heldJobs !== (held.get(folder) ?? 0))
+      throw new Error(
+        `${step}: folder ${folder.id} counts ${folder.heldJobs} jobs, holds ${held.get(folder) ?? 0}`,
+      );
   }
 }
 
