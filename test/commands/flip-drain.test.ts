@@ -11,7 +11,15 @@ import { waitFor } from '../support/db.js';
 import { api } from '../support/daemon.js';
 import { daemonPerFile } from '../support/hooks.js';
 import { bookingFor } from '../support/service.js';
-import { QUIET_DAEMON, cli, closedPort, createNamedFarm, oneLine, type NamedFarm } from './support.js';
+import {
+  QUIET_DAEMON,
+  cli,
+  closedPort,
+  createNamedFarm,
+  createServedFarm,
+  oneLine,
+  type NamedFarm,
+} from './support.js';
 
 const { db, daemon } = daemonPerFile({ args: QUIET_DAEMON });
 
@@ -37,16 +45,7 @@ async function sumProc(show: string): Promise<number> {
 }
 
 async function managedFarm(name: string): Promise<NamedFarm> {
-  const farm = await createNamedFarm(db.sql, {
-    show: name,
-    managed: false,
-    burst: 10,
-    procs: [{ centicores: 200 }],
-  });
-  // Made managed only once complete: a seed racing the fixture's inserts would see no subscription.
-  await db.sql`UPDATE show SET b_scheduler_managed = true WHERE pk_show = ${farm.show}`;
-  await api(daemon, 'POST', '/v1/admin/refresh-shows');
-  return farm;
+  return createServedFarm(db.sql, daemon, { show: name, burst: 10, procs: [{ centicores: 200 }] });
 }
 
 async function draining(show: string): Promise<boolean> {

@@ -20,7 +20,7 @@ import {
 } from '../../src/db/fixtures.js';
 
 import { cleanEnv } from '../cli/built-cli.js';
-import { CLI } from '../support/daemon.js';
+import { CLI, api, type Daemon } from '../support/daemon.js';
 
 export interface CliResult {
   code: number;
@@ -105,18 +105,17 @@ export interface NamedFarm {
  * `<show>-folder`, `<show>-job`), and procs already running on it (Cuebot-booked). Caps in
  * whole cores; procs in centicores.
  */
-export async function createNamedFarm(
-  sql: Sql,
-  options: {
-    show: string;
-    managed: boolean;
-    burst: number;
-    folderCores?: number;
-    jobCores?: number;
-    jobGpus?: number;
-    procs?: { centicores: number; gpus?: number }[];
-  },
-): Promise<NamedFarm> {
+export interface NamedFarmOptions {
+  show: string;
+  managed: boolean;
+  burst: number;
+  folderCores?: number;
+  jobCores?: number;
+  jobGpus?: number;
+  procs?: { centicores: number; gpus?: number }[];
+}
+
+export async function createNamedFarm(sql: Sql, options: NamedFarmOptions): Promise<NamedFarm> {
   const showName = options.show;
   const show = await createShow(sql, { name: showName, managed: options.managed });
   const allocName = `${showName}.alloc`;
@@ -152,4 +151,20 @@ export async function createNamedFarm(
     procs.push(created.id);
   }
   return { show, showName, alloc, allocName, folder, folderName, job, jobName, host, procs };
+}
+
+/**
+ * {@link createNamedFarm}, then served by a running daemon: the show is made managed only once
+ * the farm is complete (a seed racing the fixture's inserts would see no subscription), and
+ * the daemon refreshes its shows.
+ */
+export async function createServedFarm(
+  sql: Sql,
+  daemon: Pick<Daemon, 'url'>,
+  options: Omit<NamedFarmOptions, 'managed'>,
+): Promise<NamedFarm> {
+  const farm = await createNamedFarm(sql, { ...options, managed: false });
+  await sql`UPDATE show SET b_scheduler_managed = true WHERE pk_show = ${farm.show}`;
+  await api(daemon, 'POST', '/v1/admin/refresh-shows');
+  return farm;
 }

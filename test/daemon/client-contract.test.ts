@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 
 import { createProc } from '../../src/db/fixtures.js';
 import { releaseProcs } from '../../src/db/notify.js';
-import { QUIET_DAEMON, createNamedFarm, type NamedFarm } from '../commands/support.js';
+import { QUIET_DAEMON, createServedFarm, type NamedFarm } from '../commands/support.js';
 import { waitFor } from '../support/db.js';
 import { api } from '../support/daemon.js';
 import { daemonPerFile } from '../support/hooks.js';
@@ -20,11 +20,7 @@ const { db, daemon } = daemonPerFile({ args: [...QUIET_DAEMON, '--lease', '3'] }
 const book = (f: NamedFarm, cores: number) => api(daemon, 'POST', '/v1/book', bookingFor(f, cores));
 
 async function farmOf(name: string, procs: { centicores: number }[] = []): Promise<NamedFarm> {
-  const farm = await createNamedFarm(db.sql, { show: name, managed: false, burst: 10, procs });
-  // Made managed only once complete: a seed racing the fixture's inserts would see no subscription.
-  await db.sql`UPDATE show SET b_scheduler_managed = true WHERE pk_show = ${farm.show}`;
-  await api(daemon, 'POST', '/v1/admin/refresh-shows');
-  return farm;
+  return createServedFarm(db.sql, daemon, { show: name, burst: 10, procs });
 }
 
 /** Live cores of the farm's subscription and job in the daemon. */

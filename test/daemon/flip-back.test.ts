@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 
 import { createProc } from '../../src/db/fixtures.js';
 import { setShowManaged } from '../../src/db/notify.js';
-import { QUIET_DAEMON, createNamedFarm } from '../commands/support.js';
+import { QUIET_DAEMON, createServedFarm } from '../commands/support.js';
 import { waitFor } from '../support/db.js';
 import { api } from '../support/daemon.js';
 import { daemonPerFile } from '../support/hooks.js';
@@ -32,10 +32,7 @@ async function flipTo(show: string, managed: boolean): Promise<void> {
 
 describe('flip back within a lease (the flip seed races a confirm)', () => {
   it('carries a confirm that lands while the seed snapshot is read; a booking past the burst is refused', async () => {
-    const farm = await createNamedFarm(db.sql, { show: 'flipback', managed: false, burst: 10 });
-    // Made managed only once complete: a seed racing the fixture's inserts would see no subscription.
-    await db.sql`UPDATE show SET b_scheduler_managed = true WHERE pk_show = ${farm.show}`;
-    await api(daemon, 'POST', '/v1/admin/refresh-shows');
+    const farm = await createServedFarm(db.sql, daemon, { show: 'flipback', burst: 10 });
     const inFlight = await api(daemon, 'POST', '/v1/book', bookingFor(farm, 6));
     expect(inFlight.body.result).toBe('applied');
 
