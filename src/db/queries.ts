@@ -9,6 +9,7 @@
  */
 import type { PendingQuery, Sql } from 'postgres';
 import type { BookedRow, CapRows } from '../core/boundary.js';
+import type { PgInteger } from '../core/units.js';
 import { asRead, compactInteger } from './row-strings.js';
 
 export interface ShowRow {
@@ -58,49 +59,43 @@ async function fetchInBatches<R extends object, T>(
   return rows;
 }
 
-type SubscriptionRow = NamedCapRows['subscriptions'][number];
-type FolderRow = NamedCapRows['folders'][number];
-type JobRow = NamedCapRows['jobs'][number];
+/** How each column of a row is kept: text through the read's `KeepText`, int8 text as a number. */
+type RowShape<R> = { readonly [K in keyof R]-?: 'text' | 'integer' };
 
-function keepSubscription(text: KeepText): (row: SubscriptionRow) => SubscriptionRow {
-  return (row) => ({
-    show: text(row.show),
-    alloc: text(row.alloc),
-    burst: compactInteger(row.burst),
-    allocName: text(row.allocName),
-  });
-}
+const SUBSCRIPTION: RowShape<NamedCapRows['subscriptions'][number]> = {
+  show: 'text',
+  alloc: 'text',
+  burst: 'integer',
+  allocName: 'text',
+};
+const FOLDER: RowShape<NamedCapRows['folders'][number]> = {
+  id: 'text',
+  show: 'text',
+  name: 'text',
+  maxCores: 'integer',
+  maxGpus: 'integer',
+};
+const JOB: RowShape<NamedCapRows['jobs'][number]> = { ...FOLDER, folder: 'text' };
+const BOOKED: RowShape<BookedRow> = {
+  show: 'text',
+  alloc: 'text',
+  folder: 'text',
+  job: 'text',
+  cores: 'integer',
+  gpus: 'integer',
+};
 
-function keepFolder(text: KeepText): (row: FolderRow) => FolderRow {
-  return (row) => ({
-    id: text(row.id),
-    show: text(row.show),
-    name: text(row.name),
-    maxCores: compactInteger(row.maxCores),
-    maxGpus: compactInteger(row.maxGpus),
-  });
-}
-
-function keepJob(text: KeepText): (row: JobRow) => JobRow {
-  return (row) => ({
-    id: text(row.id),
-    show: text(row.show),
-    folder: text(row.folder),
-    name: text(row.name),
-    maxCores: compactInteger(row.maxCores),
-    maxGpus: compactInteger(row.maxGpus),
-  });
-}
-
-function keepBooked(text: KeepText): (row: BookedRow) => BookedRow {
-  return (row) => ({
-    show: text(row.show),
-    alloc: text(row.alloc),
-    folder: text(row.folder),
-    job: text(row.job),
-    cores: compactInteger(row.cores),
-    gpus: compactInteger(row.gpus),
-  });
+/** A copy of each row with its columns kept as `shape` says. */
+function keepAs<R extends object>(shape: RowShape<R>, text: KeepText): (row: R) => R {
+  const columns = Object.entries(shape) as [keyof R, 'text' | 'integer'][];
+  return (row) => {
+    const kept = {} as Record<keyof R, unknown>;
+    for (const [column, kind] of columns) {
+      const value = row[column];
+      kept[column] = kind === 'text' ? text(value as string) : compactInteger(value as PgInteger);
+    }
+    return kept as R;
+  };
 }
 
 export async function managedShows(sql: Queryable): Promise<ShowRow[]> {
@@ -136,7 +131,7 @@ export async function bookedRows(
     JOIN host h ON h.pk_host = p.pk_host
     WHERE NOT p.b_local AND j.pk_show = ANY(${showIds as string[]})
     GROUP BY j.pk_show, h.pk_alloc, j.pk_folder, p.pk_job`,
-    keepBooked(text),
+    keepAs(BOOKED, text),
   );
 }
 
@@ -159,7 +154,7 @@ export async function capRows(
       SELECT s.pk_show AS show, s.pk_alloc AS alloc, s.int_burst AS burst, a.str_name AS "allocName"
       FROM subscription s JOIN alloc a ON a.pk_alloc = s.pk_alloc
       WHERE s.pk_show = ANY(${ids})`,
-      keepSubscription(text),
+      keepAs(SUBSCRIPTION, text),
     ),
     fetchInBatches(
       sql<NamedCapRows['folders']>`
@@ -167,7 +162,7 @@ export async function capRows(
              r.int_max_cores AS "maxCores", r.int_max_gpus AS "maxGpus"
       FROM folder f JOIN folder_resource r ON r.pk_folder = f.pk_folder
       WHERE f.pk_show = ANY(${ids})`,
-      keepFolder(text),
+      keepAs(FOLDER, text),
     ),
     fetchInBatches(
       sql<NamedCapRows['jobs']>`
@@ -177,7 +172,7 @@ export async function capRows(
       WHERE j.pk_show = ANY(${ids})
         AND (j.str_state <> 'FINISHED' OR EXISTS (
               SELECT 1 FROM proc p WHERE p.pk_job = j.pk_job AND NOT p.b_local))`,
-      keepJob(text),
+      keepAs(JOB, text),
     ),
   ]);
   return { subscriptions, folders, jobs };
