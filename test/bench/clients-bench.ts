@@ -1,13 +1,14 @@
 /**
  * Many schedulers, one daemon (issue 14): 1, 4 and 16 client processes, each an
  * {@link AccountingClient} with several booking loops (so its micro-batching coalesces them),
- * against one `cueacct serve` process on the farm-scale database. Reports aggregate bookings/s
- * and p50/p99 per booking; then one client with a single booking in flight, alone and while
+ * against one `cueacct serve` process on the farm-scale database. Reports aggregate bookings/s,
+ * p50/p99 per booking and the CPU the daemon and the clients spend per booking; then one client with a single booking in flight, alone and while
  * the daemon runs recompute passes back to back (the booking p99 *during* recomputes).
  *
  * BENCH_CPU_PROF=dir writes a CPU profile of the daemon (node --cpu-prof) into dir.
  */
 import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { BookingRequest } from '../../src/core/types.js';
 import { AccountingClient } from '../../src/client/index.js';
@@ -24,6 +25,23 @@ export interface ClientsRow {
   p99Ms: number;
   maxMs: number;
   opsPerBatch: number;
+  /** CPU (user + system) per booking inside the window: the daemon's, and all clients' together. */
+  daemonCpuUsPerBooking: number;
+  clientsCpuUsPerBooking: number;
+}
+
+/** USER_HZ: the unit of /proc/<pid>/stat times (100 on Linux). */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** CPU seconds (user + system) a process has used so far; 0 once it is gone. */
+function cpuSeconds(pid: number): number {
+  try {
+    // After "pid (comm) ": state is field 0, utime and stime are fields 11 and 12.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
 }
 
 export interface ClientsBenchResult {
@@ -35,7 +53,7 @@ export interface ClientsBenchResult {
 }
 
 async function runClients(
-  url: string,
+  daemon: Pick<Daemon, 'url' | 'pid'>,
   requests: BookingRequest[],
   clients: number,
   concurrency: number,
@@ -43,11 +61,25 @@ async function runClients(
 ): Promise<ClientsRow> {
   // Room for every process to start and warm up under the same load before the window opens.
   const startAt = Date.now() + 2_000 + clients * 250;
+  // CPU used inside the window (its edges trimmed by 0.1 s), by the daemon and by all clients.
+  const pids: number[] = [];
+  const usage = () => ({
+    daemon: cpuSeconds(daemon.pid),
+    clients: pids.reduce((t, p) => t + cpuSeconds(p), 0),
+  });
+  const windowSeconds = seconds - 0.2;
+  let atStart = { daemon: 0, clients: 0 };
+  let atEnd = { daemon: 0, clients: 0 };
+  const timers = [
+    setTimeout(() => (atStart = usage()), startAt - Date.now() + 100),
+    setTimeout(() => (atEnd = usage()), startAt - Date.now() + 100 + windowSeconds * 1000),
+  ];
   const results = await Promise.all(
     Array.from({ length: clients }, (_, i) => {
       const child = fork(CLIENT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      pids.push(child.pid!);
       const input: SchedulerClientInput = {
-        url,
+        url: daemon.url,
         requests,
         concurrency,
         seconds,
@@ -63,9 +95,11 @@ async function runClients(
       });
     }),
   );
+  for (const timer of timers) clearTimeout(timer);
   const bookings = results.reduce((sum, r) => sum + r.bookings, 0);
   const longest = Math.max(...results.map((r) => r.seconds));
   const batches = results.reduce((sum, r) => sum + r.batches, 0);
+  const bookingsInWindow = (bookings / longest) * windowSeconds;
   // Per-client percentiles, combined conservatively: the worst client's p50/p99.
   return {
     clients,
@@ -75,19 +109,21 @@ async function runClients(
     p99Ms: Math.max(...results.map((r) => r.p99Ms)),
     maxMs: Math.max(...results.map((r) => r.maxMs)),
     opsPerBatch: batches === 0 ? 0 : bookings / batches,
+    daemonCpuUsPerBooking: ((atEnd.daemon - atStart.daemon) / bookingsInWindow) * 1e6,
+    clientsCpuUsPerBooking: ((atEnd.clients - atStart.clients) / bookingsInWindow) * 1e6,
   };
 }
 
 export async function benchClients(
-  daemon: Pick<Daemon, 'url'>,
+  daemon: Pick<Daemon, 'url' | 'pid'>,
   requests: BookingRequest[],
   seconds = 2,
 ): Promise<ClientsBenchResult> {
   const rows: ClientsRow[] = [];
   for (const clients of [1, 4, 16]) {
-    rows.push(await runClients(daemon.url, requests, clients, 64, seconds));
+    rows.push(await runClients(daemon, requests, clients, 64, seconds));
   }
-  const single = await runClients(daemon.url, requests, 1, 1, seconds);
+  const single = await runClients(daemon, requests, 1, 1, seconds);
 
   // Recompute passes back to back while one client books one at a time.
   const admin = new AccountingClient({ url: daemon.url, timeoutMs: 120_000 });
@@ -100,7 +136,7 @@ export async function benchClients(
     }
   })();
   try {
-    const during = await runClients(daemon.url, requests, 1, 1, Math.max(seconds, 4));
+    const during = await runClients(daemon, requests, 1, 1, Math.max(seconds, 4));
     return { rows, single, singleDuringRecompute: { ...during, passes: passes + 1 } };
   } finally {
     stop = true;

@@ -163,7 +163,7 @@ async function main(): Promise<void> {
         const target = row.clients === 16 ? '>= 150,000/s, p99 < 5 ms' : '';
         add(
           `Library clients: ${row.clients} process(es) × ${row.concurrencyPerClient} booking loops (daemon)`,
-          `${n(row.bookingsPerSecond)} bookings/s, p50 ${ms(row.p50Ms)} / p99 ${ms(row.p99Ms)} (${row.opsPerBatch.toFixed(0)} per batch)`,
+          `${n(row.bookingsPerSecond)} bookings/s, p50 ${ms(row.p50Ms)} / p99 ${ms(row.p99Ms)} (${row.opsPerBatch.toFixed(0)} per batch; CPU per booking: daemon ${row.daemonCpuUsPerBooking.toFixed(1)} µs + clients ${row.clientsCpuUsPerBooking.toFixed(1)} µs)`,
           target,
           row.clients === 16 ? row.bookingsPerSecond >= 150_000 && row.p99Ms < 5 : undefined,
         );
