@@ -2,8 +2,9 @@
  * Many schedulers, one daemon (issue 14): 1, 4 and 16 client processes, each an
  * {@link AccountingClient} with several booking loops (so its micro-batching coalesces them),
  * against one `cueacct serve` process on the farm-scale database. Reports aggregate bookings/s,
- * p50/p99 per booking and the CPU the daemon and the clients spend per booking; then one client with a single booking in flight, alone and while
- * the daemon runs recompute passes back to back (the booking p99 *during* recomputes).
+ * p50/p99 per booking and the CPU the daemon and the clients spend per booking; then one
+ * client with a single booking in flight, alone and while the daemon runs recompute passes back
+ * to back (the booking p99 *during* recomputes).
  *
  * BENCH_CPU_PROF=dir writes a CPU profile of the daemon (node --cpu-prof) into dir.
  */
