@@ -312,11 +312,8 @@ export class Store {
   /**
    * Forget folders and jobs that left the snapshot (out of the cap set, no procs) and hold
    * nothing a snapshot may not have seen: their true usage is 0 and no booking refers to them.
-   * A folder still holding a job is kept. Subscriptions stay (few; a deleted one fails closed).
-   */
-  /**
-   * Forget the idle keys the read did not list, one per step: a folder only once no job of the
-   * store points at it (`heldJobs`, kept as jobs come, move and go, so each check is one step).
+   * One key per step. A folder still holding a job is kept (`heldJobs`, counted as jobs come,
+   * move and go, so each check is one step). Subscriptions stay (few; a deleted one fails closed).
    */
   private *forgetIdle(present: ReadonlySet<Vertex>): Steps<void> {
     for (const [id, job] of this.jobs) {
