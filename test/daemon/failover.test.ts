@@ -186,11 +186,19 @@ describe.skipIf(!present)('PostgreSQL primary failover (promoted streaming stand
         );
       } catch {
         // The commit may have reached the standby before the primary died (synchronous
-        // replication): ask the new primary whether the row exists before rolling back.
-        const [row] = await withTimeout(
-          sched`SELECT 1 AS x FROM proc WHERE pk_frame = ${frame}`,
-          60_000,
-          'check',
+        // replication): ask the new primary whether the row exists before rolling back. Until
+        // it is promoted the answer may come from nowhere or from the old primary shutting
+        // down ("the database system is shutting down"): ask again until a primary answers.
+        const { row } = await waitFor(
+          async () => {
+            const rows = await withTimeout(
+              sched<{ x: number }[]>`SELECT 1 AS x FROM proc WHERE pk_frame = ${frame}`,
+              10_000,
+              'check',
+            );
+            return { row: rows[0] };
+          },
+          { timeoutMs: 60_000, message: 'a primary to answer whether the proc row exists' },
         );
         if (row === undefined) {
           expect((await api(d, 'POST', '/v1/rollback', { booking: booked.body.booking })).status).toBe(200);
