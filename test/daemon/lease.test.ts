@@ -102,54 +102,64 @@ describe('the N=1 lock is a fenced lease', () => {
     await waitReady(a, { timeoutMs: 20_000 });
     const b = await serve(db.url, ['--standby']);
 
+    // At least this long, and on until the lock has changed hands under fire often enough and
+    // both daemons have served, so the check below is not vacuous (a slow machine hands over
+    // less often), within a bound.
     const runMs = Number(process.env.CUEACCT_CHAOS_MS ?? 12_000);
-    const stopAt = performance.now() + runMs;
+    const minStopAt = performance.now() + runMs;
+    const maxStopAt = minStopAt + 2 * runMs;
+    let stopped = false;
     let kills = 0;
     let earlyKills = 0;
-    const killer = (async () => {
-      let lastPid = await lockHolderPid();
-      let nextRandomKill = performance.now() + 800 + Math.random() * 1_700;
-      while (performance.now() < stopAt) {
-        const pid = await lockHolderPid();
-        if (pid !== undefined && pid !== lastPid) {
-          lastPid = pid;
-          if (Math.random() < 0.5) {
-            // A new holder: kill it 0-20 ms after its acquisition, while it syncs.
-            await new Promise((resolve) => setTimeout(resolve, Math.random() * 20));
-            await terminate(pid);
-            kills++;
-            earlyKills++;
-            continue;
-          }
-        }
-        if (pid !== undefined && performance.now() >= nextRandomKill) {
-          await terminate(pid);
-          kills++;
-          nextRandomKill = performance.now() + 800 + Math.random() * 1_700;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-    })();
-
     // Each daemon is polled on its own every <= 25 ms (readiness and a booking rolled back at
     // once); every positive answer is kept as the window [sent, received] it was decided in.
     type Window = [number, number];
-    const poll = async (daemon: Daemon) => {
-      const positives: Window[] = [];
-      let polls = 0;
-      while (performance.now() < stopAt) {
+    const polledA = { positives: [] as Window[], polls: 0 };
+    const polledB = { positives: [] as Window[], polls: 0 };
+    const enough = () =>
+      kills >= 5 && earlyKills >= 2 && polledA.positives.length > 0 && polledB.positives.length > 0;
+    const killer = (async () => {
+      let lastPid = await lockHolderPid();
+      let nextRandomKill = performance.now() + 800 + Math.random() * 1_700;
+      try {
+        while (!(performance.now() >= minStopAt && enough()) && performance.now() < maxStopAt) {
+          const pid = await lockHolderPid();
+          if (pid !== undefined && pid !== lastPid) {
+            lastPid = pid;
+            if (Math.random() < 0.5) {
+              // A new holder: kill it 0-20 ms after its acquisition, while it syncs.
+              await new Promise((resolve) => setTimeout(resolve, Math.random() * 20));
+              await terminate(pid);
+              kills++;
+              earlyKills++;
+              continue;
+            }
+          }
+          if (pid !== undefined && performance.now() >= nextRandomKill) {
+            await terminate(pid);
+            kills++;
+            nextRandomKill = performance.now() + 800 + Math.random() * 1_700;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      } finally {
+        stopped = true; // the pollers stop with the killer, also when it fails
+      }
+    })();
+
+    const poll = async (daemon: Daemon, into: typeof polledA) => {
+      while (!stopped) {
         const roundStart = performance.now();
         const [isReady, booking] = await Promise.all([ready(daemon), tryBooking(daemon, rollbacks)]);
-        if (isReady) positives.push([roundStart, performance.now()]);
-        if (booking.applied) positives.push([booking.sentAt, booking.receivedAt]);
-        polls++;
+        if (isReady) into.positives.push([roundStart, performance.now()]);
+        if (booking.applied) into.positives.push([booking.sentAt, booking.receivedAt]);
+        into.polls++;
         const wait = 25 - (performance.now() - roundStart);
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       }
-      return { positives, polls };
     };
     const rollbacks: Promise<unknown>[] = [];
-    const [polledA, polledB] = await Promise.all([poll(a), poll(b)]);
+    await Promise.all([poll(a, polledA), poll(b, polledB)]);
     await Promise.all(rollbacks);
     await killer;
 
