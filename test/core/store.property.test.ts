@@ -615,6 +615,17 @@ function pick<T>(items: T[], index: number): T | undefined {
   return items.length === 0 ? undefined : items[index % items.length];
 }
 
+/** Every subscription's burst `burst`; every folder and job cap unlimited. */
+function onlyBursts(burst: number): Caps {
+  return {
+    burst: [burst, burst, burst, burst],
+    folderCores: [-1, -1, -1],
+    folderGpus: [-1, -1, -1],
+    jobCores: [-1, -1, -1, -1, -1, -1],
+    jobGpus: [-1, -1, -1, -1, -1, -1],
+  };
+}
+
 describe('Store invariant under random interleavings (fast-check)', () => {
   it('never reads below SUM(proc) + in-flight, never admits over a cap, and converges', () => {
     checkProperty(capsArb, fc.array(opArb, { maxLength: 250, size: 'medium' }));
@@ -739,13 +750,7 @@ describe('Store invariant under random interleavings (fast-check)', () => {
 
   it('would read below the truth if the overwrite did not wait for the fence (the model can fail)', () => {
     // Guards the test itself: skipping the fence must be caught by the invariant.
-    const model = new Model({
-      burst: [10, 10, 10, 10],
-      folderCores: [-1, -1, -1],
-      folderGpus: [-1, -1, -1],
-      jobCores: [-1, -1, -1, -1, -1, -1],
-      jobGpus: [-1, -1, -1, -1, -1, -1],
-    });
+    const model = new Model(onlyBursts(10));
     model.run({ op: 'book', job: 0, alloc: 0, cores: 4, gpus: 0 });
     model.run({ op: 'commitProc', pick: 0 });
     model.run({ op: 'confirm', pick: 0 });
@@ -760,13 +765,7 @@ describe('Store invariant under random interleavings (fast-check)', () => {
   });
 
   it('a job moved while an overwrite is half done would under-count its old folder: the store refuses the move', () => {
-    const model = new Model({
-      burst: [20, 20, 20, 20],
-      folderCores: [-1, -1, -1],
-      folderGpus: [-1, -1, -1],
-      jobCores: [-1, -1, -1, -1, -1, -1],
-      jobGpus: [-1, -1, -1, -1, -1, -1],
-    });
+    const model = new Model(onlyBursts(20));
     for (const [job, cores] of [
       [0, 3],
       [1, 2],
@@ -791,13 +790,7 @@ describe('Store invariant under random interleavings (fast-check)', () => {
   });
 
   describe('catches each lifecycle class of issue 11 when its fix is undone', () => {
-    const open = {
-      burst: [20, 20, 20, 20],
-      folderCores: [-1, -1, -1],
-      folderGpus: [-1, -1, -1],
-      jobCores: [-1, -1, -1, -1, 2, -1],
-      jobGpus: [-1, -1, -1, -1, -1, -1],
-    };
+    const open: Caps = { ...onlyBursts(20), jobCores: [-1, -1, -1, -1, 2, -1] };
 
     /** A job runs 4 cores, is killed (FINISHED), and a pass runs before its proc is released. */
     function killedJob(mutation: Mutation): Model {
