@@ -11,9 +11,9 @@ import type { Steps } from '../core/steps.js';
 export const SLICE_MS = 2;
 
 /**
- * Steps between two looks at the clock. A step is up to a few microseconds of work (a cap
- * step applies a few rows) and a look costs ~50 ns, so eight keep a slice within a few tens
- * of microseconds of `sliceMs` for about 1 % of the work.
+ * Steps between two looks at the clock. Most steps are under a microsecond and a cap step
+ * (32 rows) about 0.1 ms, so eight keep a slice within about a millisecond of `sliceMs`; a
+ * look costs ~50 ns.
  */
 const STEPS_PER_CLOCK_READ = 8;
 
